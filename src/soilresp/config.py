@@ -1,0 +1,371 @@
+"""Run configuration: one TOML file describes a whole run.
+
+Every section is a pydantic model with ``extra="forbid"`` so a misspelt key is an error
+that names it. Relative paths are resolved against the folder of the config file.
+``soilresp config --example`` prints :data:`EXAMPLE_TOML`, which is validated in the tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from soilresp.errors import ConfigError
+
+# The paper's ten biomes (Huang et al. 2020, Table S1); codes are stable and stored in maps.
+BIOMES: dict[int, str] = {
+    1: "temperate_deciduous_broadleaf_forest",
+    2: "temperate_evergreen_broadleaf_forest",
+    3: "temperate_deciduous_needleleaf_forest",
+    4: "temperate_evergreen_needleleaf_forest",
+    5: "temperate_mixed_forest",
+    6: "boreal_forest",
+    7: "tropical_forest",
+    8: "grassland",
+    9: "cropland",
+    10: "shrubland",
+}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RunConfig(_Section):
+    name: str = "soilresp-run"
+    output_dir: Path = Path("soilresp-out")
+    seed: int = Field(42, ge=0)
+    years: tuple[int, int] = (2000, 2014)
+    scheduler: str = Field(
+        "threads",
+        description="'threads' (local threaded scheduler), 'local-cluster' (a "
+        "dask.distributed LocalCluster) or the address of an existing scheduler, "
+        "e.g. 'tcp://10.0.0.5:8786'.",
+    )
+    workers: int = Field(2, ge=1, description="workers for 'local-cluster'")
+
+    @field_validator("years")
+    @classmethod
+    def _years_ordered(cls, v: tuple[int, int]) -> tuple[int, int]:
+        if v[1] < v[0]:
+            raise ValueError(f"years must be [first, last] with first <= last, got {list(v)}")
+        if v[1] - v[0] + 1 < 3:
+            raise ValueError("at least 3 years are needed for trends")
+        return v
+
+
+class GridConfig(_Section):
+    """Target regular lat/lon grid (cell-centre coordinates, degrees, WGS84)."""
+
+    resolution: float = Field(1.0, gt=0, le=5, description="cell size in degrees")
+    lat_min: float = Field(-60.0, ge=-90, lt=90)
+    lat_max: float = Field(84.0, gt=-90, le=90)
+    lon_min: float = Field(-180.0, ge=-180, lt=180)
+    lon_max: float = Field(180.0, gt=-180, le=180)
+    chunk: int = Field(256, ge=8, description="lat/lon chunk size of grids on disk and in dask")
+
+    @model_validator(mode="after")
+    def _check(self) -> "GridConfig":
+        if self.lat_max <= self.lat_min or self.lon_max <= self.lon_min:
+            raise ValueError("grid bounds must satisfy lat_min < lat_max and lon_min < lon_max")
+        for name, span in (("lat", self.lat_max - self.lat_min), ("lon", self.lon_max - self.lon_min)):
+            n = span / self.resolution
+            if abs(n - round(n)) > 1e-6:
+                raise ValueError(f"{name} span {span} is not a multiple of resolution {self.resolution}")
+        return self
+
+
+class FieldConfig(_Section):
+    """Field Rs database and the paper's selection rules (method step 1).
+
+    Huang et al. 2020, Methods: field data. See ``docs/field.md`` and :mod:`soilresp.field`
+    for every rule, its default and the SRDB documentation it follows.
+    """
+
+    path: Path | None = Field(None, description="SRDB srdb-data.csv, or a tidy CSV/Parquet")
+    format: Literal["srdb", "table"] = "srdb"
+    columns: dict[str, str] = Field(
+        default_factory=dict,
+        description="for format='table': our name -> your column, for site_id, lat, lon, "
+        "year, rs (g C m-2 yr-1), vegetation, method, manipulation, quality_flag, "
+        "record_number, site_name, country, duplicate; unmapped names default to a column "
+        "of that name when the file has one",
+    )
+    methods: list[str] = Field(
+        default_factory=lambda: ["IRGA", "Gas chromatography"],
+        description="accepted Meas_method values (spelling variants such as 'IGRA', "
+        "'Gas Chromatography', 'GC' match); empty list = no method rule",
+    )
+    unmanipulated: list[str] = Field(
+        default_factory=lambda: ["None"],
+        description="Manipulation values meaning 'no experimental manipulation' "
+        "(case-insensitive); empty list = no manipulation rule",
+    )
+    exclude_quality_flags: list[str] = Field(
+        default_factory=lambda: ["Q10", "Q11", "Q12", "Q13", "Q14", "Q15", "Q16"],
+        description="SRDB Quality_flag codes to drop (see SRDB expanded_field_notes.txt)",
+    )
+    coordinate_qc: Literal["drop", "keep"] = "drop"
+    land_tolerance_deg: float = Field(
+        0.1, ge=0, le=2, description="a site within this distance of land counts as on land"
+    )
+    country_check: bool = Field(True, description="flag sites far from their stated country")
+    country_tolerance_km: float = Field(
+        100.0, gt=0, description="distance beyond which a site is 'far from its country'"
+    )
+    fix_swapped_coordinates: bool = Field(
+        False,
+        description="swap lat/lon (or fix a sign) when only the corrected point lies in the "
+        "stated country; the fix is listed in the QC table",
+    )
+    rs_range: tuple[float, float] = Field(
+        (20.0, 5000.0), description="plausible annual Rs, g C m-2 yr-1; outside is flagged"
+    )
+    drop_implausible_rs: bool = True
+    bad_values: Literal["error", "drop"] = Field(
+        "error",
+        description="a non-numeric value in a column the rules use: 'error' stops with the "
+        "file, row and column; 'drop' excludes that record and lists it in the QC table",
+    )
+    site_decimals: int = Field(2, ge=0, le=5, description="lat/lon decimals in site_id")
+
+    @field_validator("exclude_quality_flags")
+    @classmethod
+    def _flag_codes(cls, v: list[str]) -> list[str]:
+        import re
+
+        bad = [c for c in v if not re.fullmatch(r"\s*[Qq]\s*\d{1,3}\s*", c)]
+        if bad:
+            raise ValueError(f"quality flag codes look like 'Q10', got {bad}")
+        return v
+
+    @field_validator("columns")
+    @classmethod
+    def _known_columns(cls, v: dict[str, str]) -> dict[str, str]:
+        known = {
+            "site_id", "lat", "lon", "year", "rs", "vegetation", "method", "manipulation",
+            "quality_flag", "record_number", "site_name", "country", "duplicate",
+        }
+        unknown = sorted(set(v) - known)
+        if unknown:
+            raise ValueError(f"unknown column key(s) {unknown}; known: {sorted(known)}")
+        return v
+
+    @field_validator("rs_range")
+    @classmethod
+    def _rs_range(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not v[0] < v[1]:
+            raise ValueError(f"rs_range must be [low, high] with low < high, got {list(v)}")
+        return v
+
+
+class DriverSource(_Section):
+    """One gridded input file (or glob) holding one variable."""
+
+    variable: str = Field(description="canonical name, e.g. 'tas', 'pr', 'lst_day', 'gpp'")
+    path: str = Field(description="file path or glob, relative to the config file")
+    name: str | None = Field(None, description="variable name inside the file (default: variable)")
+    frequency: Literal["monthly", "8day", "daily", "annual"] = "monthly"
+    aggregation: Literal["mean", "sum"] = "mean"
+    seasons: bool = Field(True, description="also build spring (MAM) and summer (JJA) values")
+
+
+class DriversConfig(_Section):
+    sources: list[DriverSource] = Field(default_factory=list)
+    min_valid_fraction: float = Field(0.75, gt=0, le=1)
+    max_site_distance_km: float = Field(100.0, gt=0)
+
+    @field_validator("sources")
+    @classmethod
+    def _unique(cls, v: list[DriverSource]) -> list[DriverSource]:
+        names = [s.variable for s in v]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"driver variable(s) listed twice: {sorted(dup)}")
+        return v
+
+
+class BiomesConfig(_Section):
+    path: Path | None = Field(
+        None, description="NetCDF/Zarr with an integer 'biome' map (codes 1-10, 0 = excluded)"
+    )
+    variable: str = "biome"
+
+
+class ModelsConfig(_Section):
+    families: list[Literal["nls", "rf", "svr", "ann"]] = Field(default_factory=lambda: ["nls"])
+    temperature: list[str] = Field(default_factory=lambda: ["tas", "lst_day", "lst_night"])
+    moisture: list[str] = Field(default_factory=lambda: ["pr", "sm", "et_pet"])
+    productivity: list[str] = Field(default_factory=lambda: ["gpp", "evi", "ndvi"])
+    cv_folds: int = Field(10, ge=2)
+    min_observations: int = Field(15, ge=5)
+
+
+class ProductConfig(_Section):
+    mc_samples: int = Field(500, ge=0)
+    param_cv: float = Field(0.10, ge=0, le=1)
+    region_temperature: str = "tas"
+    region_bounds: tuple[float, float] = Field(
+        (2.0, 17.0), description="boreal < low <= temperate <= high < tropical, degC"
+    )
+
+
+class TrendsConfig(_Section):
+    alpha: float = Field(0.05, gt=0, lt=1)
+    slight_alpha: float = Field(0.5, gt=0, lt=1, description="p below this but >= alpha: 'slight'")
+    min_years: int = Field(8, ge=3)
+    bootstrap: int = Field(1000, ge=0)
+    fdr: bool = False
+
+
+class AttributionConfig(_Section):
+    drivers: list[str] = Field(default_factory=lambda: ["tas", "pr", "spei", "tc", "sv", "bg"])
+    cover_threshold: float = Field(0.25, ge=0, le=1)
+
+
+class Config(_Section):
+    run: RunConfig = Field(default_factory=RunConfig)
+    grid: GridConfig = Field(default_factory=GridConfig)
+    field: FieldConfig = Field(default_factory=FieldConfig)
+    drivers: DriversConfig = Field(default_factory=DriversConfig)
+    biomes: BiomesConfig = Field(default_factory=BiomesConfig)
+    models: ModelsConfig = Field(default_factory=ModelsConfig)
+    product: ProductConfig = Field(default_factory=ProductConfig)
+    trends: TrendsConfig = Field(default_factory=TrendsConfig)
+    attribution: AttributionConfig = Field(default_factory=AttributionConfig)
+
+    # where the TOML lives; relative paths are resolved against it
+    base_dir: Annotated[Path, Field(exclude=True)] = Path(".")
+
+    def resolve(self, p: str | Path) -> Path:
+        p = Path(p).expanduser()
+        return p if p.is_absolute() else (self.base_dir / p)
+
+    @property
+    def output_dir(self) -> Path:
+        return self.resolve(self.run.output_dir)
+
+    def section_hash(self, *names: str) -> str:
+        """SHA-256 of the named sections (used to decide whether a stage must rerun)."""
+        blob = json.dumps(
+            {n: getattr(self, n).model_dump(mode="json") for n in names}, sort_keys=True
+        )
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _format_validation_error(err: ValidationError, source: str) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(x) for x in e["loc"])
+        if e["type"] == "extra_forbidden":
+            lines.append(f"{source}: unknown key '{loc}'")
+        else:
+            lines.append(f"{source}: '{loc}': {e['msg']} (got {e.get('input')!r})")
+    return "; ".join(lines)
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a TOML run configuration; errors name the file and key."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text: {e}") from None
+    return config_from_dict(data, base_dir=path.resolve().parent, source=str(path))
+
+
+def config_from_dict(data: dict, base_dir: Path | str = ".", source: str = "config") -> Config:
+    try:
+        cfg = Config.model_validate({**data, "base_dir": Path(base_dir)})
+    except ValidationError as e:
+        raise ConfigError(_format_validation_error(e, source)) from None
+    return cfg
+
+
+def dump_config(cfg: Config) -> dict:
+    """The config as plain JSON-able data (for provenance)."""
+    return cfg.model_dump(mode="json", exclude={"base_dir"})
+
+
+EXAMPLE_TOML = """\
+# soilresp run configuration. Paths are relative to this file.
+# Every key is optional; unknown keys are an error.
+
+[run]
+name = "my-run"
+output_dir = "soilresp-out"      # all stage outputs go below this folder
+seed = 42                        # makes fits, Monte Carlo and bootstraps repeatable
+years = [2000, 2014]             # first and last year, inclusive
+scheduler = "threads"            # "threads", "local-cluster" or "tcp://host:8786"
+
+[grid]                           # target grid, cell centres, WGS84 degrees
+resolution = 0.5
+lat_min = -60.0
+lat_max = 84.0
+lon_min = -180.0
+lon_max = 180.0
+chunk = 256                      # lat/lon chunk size for Zarr and dask
+
+[field]                          # method step 1: field Rs observations
+path = "data/srdb-data.csv"
+format = "srdb"                  # "srdb" or "table" (then map columns below)
+methods = ["IRGA", "Gas chromatography"]
+exclude_quality_flags = ["Q10", "Q11", "Q12", "Q13", "Q14", "Q15", "Q16"]
+coordinate_qc = "drop"           # "drop" or "keep" records whose coordinates fail QC
+rs_range = [20.0, 5000.0]        # g C m-2 yr-1; outside is flagged
+
+[drivers]                        # method step 2: one entry per gridded variable
+min_valid_fraction = 0.75        # of time steps in a year / season
+max_site_distance_km = 100.0
+
+[[drivers.sources]]
+variable = "tas"                 # canonical name used by the models
+path = "data/tas_monthly.nc"
+name = "tas"                     # variable inside the file
+frequency = "monthly"            # "monthly", "8day", "daily" or "annual"
+aggregation = "mean"             # "mean" or "sum" over the year / season
+
+[[drivers.sources]]
+variable = "pr"
+path = "data/pr_monthly.nc"
+frequency = "monthly"
+aggregation = "sum"
+
+[biomes]                         # method step 3
+path = "data/biomes.nc"          # integer map, codes 1-10, 0 = excluded
+variable = "biome"
+
+[models]                         # method step 4
+families = ["nls"]               # "nls", "rf", "svr", "ann"
+temperature = ["tas"]            # candidates for T in Eq 2 (stepwise Eq 5 choice)
+moisture = ["pr"]                # candidates for M in Eq 3
+productivity = []                # candidates for P in Eq 4
+cv_folds = 10
+min_observations = 15
+
+[product]                        # method step 5
+mc_samples = 500                 # Monte Carlo realisations
+param_cv = 0.10                  # coefficient of variation of model parameters
+region_temperature = "tas"       # tropical > 17 degC, temperate 2-17, boreal < 2
+region_bounds = [2.0, 17.0]
+
+[trends]                         # method step 6
+alpha = 0.05
+slight_alpha = 0.5
+min_years = 8
+bootstrap = 1000
+fdr = false                      # Benjamini-Hochberg over maps
+
+[attribution]                    # method step 7
+drivers = ["tas", "pr", "spei", "tc", "sv", "bg"]
+cover_threshold = 0.25
+"""
