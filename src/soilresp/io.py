@@ -4,7 +4,7 @@ Tables are Parquet (provenance JSON in the schema metadata under ``soilresp``), 
 xarray Datasets in Zarr (provenance in the ``soilresp_provenance`` attribute), small
 documents are JSON. Every writer writes to a temporary name in the same folder and renames,
 so a reader never sees a half-written output; a Zarr store only counts as complete when its
-``.soilresp-complete`` marker exists.
+root attribute ``soilresp_complete`` is true (set after the last chunk is written).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import xarray as xr
 from soilresp import __version__
 from soilresp.errors import StageError, input_error
 
-COMPLETE_MARKER = ".soilresp-complete"
+COMPLETE_ATTR = "soilresp_complete"
 PROVENANCE_KEY = "soilresp_provenance"
 _DEPENDENCIES = (
     "numpy", "scipy", "pandas", "xarray", "dask", "zarr", "numba", "scikit-learn", "pyarrow",
@@ -218,9 +218,9 @@ def write_zarr(
         v.encoding.pop("chunks", None)
         v.encoding.pop("preferred_chunks", None)
     try:
-        delayed = ds.to_zarr(tmp, mode="w", consolidated=True, compute=False)
+        delayed = ds.to_zarr(tmp, mode="w", consolidated=False, compute=False)
         delayed.compute(**(compute_kwargs or {}))
-        (tmp / COMPLETE_MARKER).write_text(json.dumps({"complete": True}))
+        mark_complete(tmp)
         _replace(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -228,10 +228,27 @@ def write_zarr(
     return path
 
 
+def mark_complete(path: str | Path) -> None:
+    """Set the completion attribute of a Zarr store (last step of every Zarr write)."""
+    import zarr
+
+    zarr.open_group(str(path), mode="r+").attrs[COMPLETE_ATTR] = True
+
+
 def is_complete(path: str | Path) -> bool:
+    """True if ``path`` exists and, for a Zarr store, carries the completion attribute."""
     path = Path(path)
     if path.suffix == ".zarr":
-        return (path / COMPLETE_MARKER).is_file()
+        for meta in ("zarr.json", ".zattrs"):
+            f = path / meta
+            if f.is_file():
+                try:
+                    doc = json.loads(f.read_text())
+                except (OSError, json.JSONDecodeError):
+                    return False
+                attrs = doc.get("attributes", doc) if meta == "zarr.json" else doc
+                return bool(attrs.get(COMPLETE_ATTR))
+        return False
     return path.exists()
 
 
@@ -240,7 +257,7 @@ def open_zarr(path: str | Path, variables: list[str] | None = None) -> xr.Datase
     path = Path(path)
     if not is_complete(path):
         raise StageError(f"missing or incomplete grid: {path} (run the stage that writes it first)")
-    ds = xr.open_zarr(path, consolidated=True)
+    ds = xr.open_zarr(path, consolidated=False)
     if variables:
         missing = [v for v in variables if v not in ds]
         if missing:
@@ -249,7 +266,7 @@ def open_zarr(path: str | Path, variables: list[str] | None = None) -> xr.Datase
 
 
 def zarr_provenance(path: str | Path) -> dict[str, Any] | None:
-    ds = xr.open_zarr(path, consolidated=True)
+    ds = xr.open_zarr(path, consolidated=False)
     raw = ds.attrs.get(PROVENANCE_KEY)
     return json.loads(raw) if raw else None
 

@@ -211,8 +211,8 @@ class SyntheticWorld:
         pr = P0[None] * np.exp(ptr[None] * tc_ + aP)
 
         # --- land cover: general slight greening, deforestation box, fixed in the climate box
-        rng = np.random.default_rng([self._noise_seed, *np.round(lat[:1] * 1e4).astype(int),
-                                     *np.round(lon[:1] * 1e4).astype(int), lat.size, lon.size])
+        rng = np.random.default_rng([self._noise_seed, int(round((lat[0] + 90) * 1e4)),
+                                     int(round((lon[0] + 180) * 1e4)), lat.size, lon.size])
         dtc = np.where(lc_box, -2.5, np.where(clim_box, 0.0, 0.08 * (tc0 > 10)))
         tc = tc0[None] + dtc[None] * (tc_ + (ny - 1) / 2.0) + rng.normal(0, 0.4, size=(ny,) + T0.shape)
         tc = np.clip(tc, 0.0, 100.0)
@@ -279,12 +279,6 @@ def _blocks(grid: Grid):
     for i0 in range(0, grid.nlat, c):
         for j0 in range(0, grid.nlon, c):
             yield slice(i0, min(i0 + c, grid.nlat)), slice(j0, min(j0 + c, grid.nlon))
-
-
-def _month_cycle(n_years: int) -> tuple[np.ndarray, np.ndarray]:
-    """Month index 0..11 per time step and mid-month dates."""
-    months = np.tile(np.arange(12), n_years)
-    return months, months
 
 
 def _monthly_from_annual(var: str, annual: np.ndarray, lat: np.ndarray) -> np.ndarray:
@@ -354,7 +348,7 @@ def write_world(
     import shutil
 
     shutil.rmtree(tmp, ignore_errors=True)
-    template.to_zarr(tmp, mode="w", compute=False, consolidated=True)
+    template.to_zarr(tmp, mode="w", compute=False, consolidated=False)
     for n, (si, sj) in enumerate(blocks):
         say("world blocks", n, len(blocks))
         b = world.block(grid.lat[si], grid.lon[sj])
@@ -362,11 +356,11 @@ def write_world(
             {v: (("year", "lat", "lon"), b[v]) for v in annual_names}
             | {v: (("lat", "lon"), b[v]) for v in ("land", "biome", "tas_mean")}
         )
-        ds.to_zarr(tmp, region={"year": slice(None), "lat": si, "lon": sj})
+        ds.to_zarr(tmp, region={"year": slice(None), "lat": si, "lon": sj}, consolidated=False)
     say("world blocks", len(blocks), len(blocks))
-    (tmp / io.COMPLETE_MARKER).write_text("{}")
+    io.mark_complete(tmp)
     io._replace(tmp, truth_path)
-    truth = xr.open_zarr(truth_path)
+    truth = xr.open_zarr(truth_path, consolidated=False)
     _annotate_truth(truth_path, truth)
 
     # 2. drivers as NetCDF, one per variable, north-to-south like many products
@@ -404,7 +398,6 @@ def _annotate_truth(path: Path, truth: xr.Dataset) -> None:
     g = zarr.open_group(str(path), mode="r+")
     g["rs_true"].attrs.update({"units": "g C m-2 yr-1", "long_name": "true annual soil respiration"})
     g.attrs.update({"title": "soilresp synthetic world (NOT real data)", "Conventions": "CF-1.10"})
-    zarr.consolidate_metadata(str(path))
 
 
 def _to_netcdf(ds: xr.Dataset, path: Path) -> Path:

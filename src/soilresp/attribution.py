@@ -1,0 +1,140 @@
+"""What drove the change (method step 7; Huang et al. 2020, Figs 3-6).
+
+Output contract, ``attribution/``:
+
+* ``series_partial_corr.parquet``: detrended partial correlation of the area-weighted mean
+  Rs series with each driver (controlling for the others), global and per region, with p and
+  df (Fig 3).
+* ``pixel_partial_corr.zarr`` (lat, lon): ``r_<driver>``, ``p_<driver>`` per pixel (Fig 6);
+  land-cover drivers only where that cover's mean exceeds ``cover_threshold``; plus
+  ``p_trend_<driver>`` (MK p of each driver) and ``change_class`` (1 climate, 2 land cover,
+  0 no valid Rs) used for Fig 5.
+* ``colocation.parquet``: area share of pixels with a significant Rs trend that also have a
+  significant trend in each driver, global and per region (Fig 4).
+* ``change_shares.parquet``: share of the absolute Rs net change (area-weighted) in pixels
+  whose land cover changed significantly (any of tc, sv, bg; p < alpha) versus the rest
+  (climate), global and per region, with the per-type breakdown (Fig 5). A pixel with
+  several significant cover trends is given to the one with the smallest p.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from soilresp import io, stats
+from soilresp.biomes import REGION_NAMES
+from soilresp.errors import input_error
+
+LAND_COVER = ("tc", "sv", "bg")
+
+
+def _cover_threshold(da: xr.DataArray, threshold: float) -> float:
+    """Threshold in the cover variable's own units (% or fraction)."""
+    return threshold * 100.0 if da.attrs.get("units", "%") in ("%", "percent") else threshold
+
+
+def regional_mean_series(da: xr.DataArray, valid: xr.DataArray, region: xr.DataArray,
+                         area: xr.DataArray) -> xr.DataArray:
+    """Area-weighted mean over valid pixels, dims (region, year)."""
+    masks = {"global": valid, **{n: valid & (region == c) for c, n in REGION_NAMES.items()}}
+    out = []
+    for m in masks.values():
+        w = area.where(m)
+        out.append((da * w).sum(["lat", "lon"]) / w.sum(["lat", "lon"]))
+    return xr.concat(out, dim=pd.Index(list(masks), name="region"))
+
+
+def series_partial_correlations(rs, cube, names, region, area) -> pd.DataFrame:
+    valid = rs.notnull().all("year")
+    y = regional_mean_series(rs, valid, region, area).compute()
+    X = [regional_mean_series(cube[n], valid, region, area).compute() for n in names]
+    rows = []
+    for reg in y["region"].values:
+        yy = y.sel(region=reg).values
+        XX = np.stack([x.sel(region=reg).values for x in X])
+        res = stats.partial_corr(yy, XX, detrend=True)
+        for k, n in enumerate(names):
+            rows.append({"region": str(reg), "driver": n, "r": float(res.r[k]), "p": float(res.p[k]),
+                         "df": int(np.asarray(res.df).max())})
+    return pd.DataFrame(rows)
+
+
+def run(ctx) -> None:
+    a = ctx.cfg.attribution
+    alpha = ctx.cfg.trends.alpha
+    names = list(a.drivers)
+    cube = io.open_zarr(ctx.path("drivers", "drivers.zarr"))
+    missing = [n for n in names if n not in cube]
+    if missing:
+        raise input_error(ctx.path("drivers", "drivers.zarr"),
+                          "attribution driver not in the driver cube", column=missing[0])
+    rs = io.open_zarr(ctx.path("product", "rs.zarr"), ["rs"])["rs"]
+    bio = io.open_zarr(ctx.path("biomes", "biomes.zarr"), ["region", "cell_area"])
+    region, area = bio["region"].load(), bio["cell_area"].load()
+    tr = io.open_zarr(ctx.path("trends", "trends.zarr"), ["p", "net_change", "significant"])
+
+    ctx.progress("attribution", 0, 4)
+    spc = series_partial_correlations(rs, cube, names, region, area)
+    io.write_table(ctx.path("attribution", "series_partial_corr.parquet"), spc, ctx.prov("attribution"))
+
+    ctx.progress("attribution", 1, 4)
+    pc = stats.xr_partial_corr(rs, {n: cube[n] for n in names}, dim="year")
+    out = xr.Dataset()
+    for n in names:
+        r, p = pc[f"r_{n}"], pc[f"p_{n}"]
+        if n in LAND_COVER:
+            keep = cube[n].mean("year") > _cover_threshold(cube[n], a.cover_threshold)
+            r, p = r.where(keep), p.where(keep)
+        out[f"r_{n}"], out[f"p_{n}"] = r.astype(np.float32), p.astype(np.float32)
+    out.attrs["df"] = int(pc.attrs.get("df", -1))
+    ctx.progress("attribution", 2, 4)
+    for n in names:
+        dt = stats.xr_trend(cube[n], dim="year", alpha=alpha, min_years=ctx.cfg.trends.min_years)
+        out[f"p_trend_{n}"] = dt["p"].astype(np.float32)
+    io.write_zarr(ctx.path("attribution", "pixel_partial_corr.zarr"), out, ctx.prov("attribution"))
+    out = io.open_zarr(ctx.path("attribution", "pixel_partial_corr.zarr")).load()
+
+    ctx.progress("attribution", 3, 4)
+    sig_rs = tr["significant"].load().astype(bool)
+    valid_rs = tr["p"].load().notnull()
+    masks = {"global": valid_rs & (region > 0),
+             **{nm: valid_rs & (region == c) for c, nm in REGION_NAMES.items()}}
+    rows = []
+    for reg, m in masks.items():
+        base = area.where(m & sig_rs).sum()
+        for n in names:
+            both = area.where(m & sig_rs & (out[f"p_trend_{n}"] < alpha)).sum()
+            rows.append({"region": reg, "driver": n, "share_of_significant_rs":
+                         float(both / base) if float(base) > 0 else np.nan,
+                         "significant_rs_area_km2": float(base) / 1e6})
+    io.write_table(ctx.path("attribution", "colocation.parquet"), pd.DataFrame(rows), ctx.prov("attribution"))
+
+    lc = [n for n in LAND_COVER if f"p_trend_{n}" in out]
+    change = np.abs(tr["net_change"].load()) * area  # g C yr-1 of change per pixel
+    if lc:
+        pstack = xr.concat([out[f"p_trend_{n}"].fillna(1.0) for n in lc], dim="lc")
+        lc_sig = (pstack < alpha).any("lc")
+        dominant = pstack.argmin("lc")
+    else:
+        lc_sig = xr.zeros_like(valid_rs)
+        dominant = xr.zeros_like(region)
+    cls = xr.where(valid_rs, xr.where(lc_sig, 2, 1), 0).astype(np.int8)
+    cls.attrs = {"flag_values": [0, 1, 2], "flag_meanings": "no_data climate land_cover"}
+    rows = []
+    for reg, m in masks.items():
+        tot = float(change.where(m).sum())
+        lc_part = float(change.where(m & lc_sig).sum())
+        rows.append({"region": reg, "driver_class": "climate",
+                     "share": (tot - lc_part) / tot if tot > 0 else np.nan, "abs_change_tg": (tot - lc_part) / 1e12})
+        rows.append({"region": reg, "driver_class": "land_cover",
+                     "share": lc_part / tot if tot > 0 else np.nan, "abs_change_tg": lc_part / 1e12})
+        for k, n in enumerate(lc):
+            part = float(change.where(m & lc_sig & (dominant == k)).sum())
+            rows.append({"region": reg, "driver_class": f"land_cover:{n}",
+                         "share": part / tot if tot > 0 else np.nan, "abs_change_tg": part / 1e12})
+    io.write_table(ctx.path("attribution", "change_shares.parquet"), pd.DataFrame(rows), ctx.prov("attribution"))
+    io.write_zarr(ctx.path("attribution", "change_class.zarr"), xr.Dataset({"change_class": cls}),
+                  ctx.prov("attribution"))
+    ctx.progress("attribution", 4, 4)

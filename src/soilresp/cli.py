@@ -1,0 +1,211 @@
+"""Command line: ``soilresp --help`` lists every command.
+
+Errors that are the user's (a bad config value, a missing or malformed input) are printed as
+one line naming the file and key/column/value, with exit status 2; nothing is written.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from soilresp import __version__
+from soilresp.errors import SoilrespError
+
+app = typer.Typer(
+    help="soilresp: global annual soil respiration from field data and gridded drivers "
+    "(Huang et al. 2020, Sci. Adv. 6:eabb8508, generalised). Start with `soilresp demo`.",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+)
+console = Console(stderr=False)
+err = Console(stderr=True)
+
+
+@contextmanager
+def _errors():
+    try:
+        yield
+    except SoilrespError as e:
+        err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
+    except KeyboardInterrupt:
+        err.print("[bold red]interrupted[/]: finished outputs are kept; rerun to resume")
+        raise typer.Exit(130)
+
+
+@contextmanager
+def _progress():
+    """A rich progress display; yields (progress callback, stage callback)."""
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, transient=False) as prog:
+        tasks: dict[str, int] = {}
+
+        def progress(name: str, done: int, total: int) -> None:
+            if name not in tasks:
+                tasks[name] = prog.add_task(f"  {name}", total=total)
+            prog.update(tasks[name], completed=done, total=total)
+
+        def on_stage(stage: str, state: str) -> None:
+            key = f"stage:{stage}"
+            if state == "start":
+                tasks[key] = prog.add_task(f"[bold]{stage}", total=1)
+            else:
+                prog.update(tasks[key], completed=1,
+                            description=f"[bold]{stage}[/] ({'skipped, unchanged' if state == 'skipped' else 'done'})")
+
+        yield progress, on_stage
+
+
+def _version(value: bool):
+    if value:
+        console.print(f"soilresp {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                      help="Print the version and exit.")):
+    """soilresp command line."""
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("soilresp-demo"), "--out", help="Folder for the synthetic world and the run."),
+    resolution: float = typer.Option(1.0, help="Grid cell size in degrees (0.05-5)."),
+    seed: int = typer.Option(42, help="Seed of the synthetic world and of the run."),
+    mc_samples: int = typer.Option(500, help="Monte Carlo realisations for the totals' CI."),
+    scheduler: str = typer.Option("threads", help="'threads', 'local-cluster' or a dask scheduler address."),
+):
+    """Build a SYNTHETIC world with known truth, run the whole method on it, and report how well
+    it recovered the truth (no downloads needed)."""
+    from soilresp.demo import recovery_table, run_demo
+
+    console.rule("[bold]soilresp demo: SYNTHETIC world (not real data)")
+    with _errors(), _progress() as (progress, on_stage):
+        rec = run_demo(out, resolution=resolution, seed=seed, mc_samples=mc_samples,
+                       scheduler=scheduler, progress=progress, on_stage=on_stage)
+    _print_recovery(rec, recovery_table(rec))
+
+
+def _print_recovery(rec: dict, tab) -> None:
+    t = Table(title="Annual totals, Pg C/yr: estimated vs TRUE (synthetic world)")
+    for c in ("year", "global est", "global true", "trop est", "trop true", "temp est", "temp true",
+              "boreal est", "boreal true"):
+        t.add_column(c, justify="right")
+    for _, r in tab.iterrows():
+        t.add_row(str(int(r.year)), *(f"{r[c]:.2f}" for c in tab.columns[1:]))
+    console.print(t)
+    tr = rec["trends"]["global"]
+    console.print(f"Global trend: estimated {tr['estimated_sen_slope'] * 1000:+.1f} Tg C/yr², "
+                  f"true {tr['true_sen_slope'] * 1000:+.1f} Tg C/yr²")
+    m = Table(title="Per-biome model choice (random / site-grouped 10-fold CV)")
+    for c in ("biome", "form", "predictors", "true predictors", "n", "CV R²", "site CV R²"):
+        m.add_column(c)
+    for r in rec["models"]:
+        m.add_row(r["biome"], r["form"], r["predictors"], r["true_predictors"], str(r["n"]),
+                  f"{r['cv_r2']:.2f}", f"{r['site_cv_r2']:.2f}")
+    console.print(m)
+    a = rec["attribution"]
+    console.print(f"Attribution: climate-only box -> climate {a['climate_only_box']['climate_share']:.0%}; "
+                  f"land-cover-only box -> land cover {a['landcover_only_box']['land_cover_share']:.0%}")
+    for k, v in rec["checks"].items():
+        console.print(f"  {'[green]PASS' if v else '[red]FAIL'}[/] {k}")
+    console.print(f"[bold]This world is SYNTHETIC.[/] Recovery report: {rec['paths']['recovery']}")
+    console.print(f"HTML report: {rec['paths']['report']}")
+
+
+@app.command()
+def run(
+    config: Path = typer.Argument(..., help="TOML run configuration (see `soilresp config --example`)."),
+    stage: Optional[list[str]] = typer.Option(None, "--stage", help="Run only this stage (repeatable)."),
+    force: bool = typer.Option(False, help="Rerun stages even if their inputs did not change."),
+    scheduler: Optional[str] = typer.Option(None, help="Override [run] scheduler: 'threads', "
+                                            "'local-cluster' or a dask scheduler address (tcp://host:8786)."),
+):
+    """Run the method's stages (field, drivers, biomes, sites, models, product, trends,
+    attribution, report); stages whose inputs and config did not change are skipped."""
+    from soilresp.config import load_config
+    from soilresp.pipeline import Context, compute_context, run_all
+
+    with _errors():
+        cfg = load_config(config)
+        if scheduler:
+            cfg = cfg.model_copy(update={"run": cfg.run.model_copy(update={"scheduler": scheduler})})
+        with _progress() as (progress, on_stage), compute_context(cfg.run.scheduler, cfg.run.workers):
+            done = run_all(Context(cfg, progress), stage or None, force=force, on_stage=on_stage)
+    console.print(f"outputs in {cfg.output_dir}: " + ", ".join(f"{k} {v}" for k, v in done.items()))
+
+
+def _one_stage(name: str):
+    def cmd(config: Path = typer.Argument(..., help="TOML run configuration."),
+            force: bool = typer.Option(False, help="Rerun even if nothing changed."),
+            scheduler: Optional[str] = typer.Option(None, help="dask scheduler (see `run`).")):
+        run(config, [name], force, scheduler)
+
+    return cmd
+
+
+for _name, _help in (("field", "Read and filter the field database; print the filter cascade."),
+                     ("drivers", "Build the driver cube (annual, MAM, JJA) on the target grid."),
+                     ("fit", "Fit, select and cross-validate the per-biome models."),
+                     ("predict", "Predict Rs for every land pixel and year; totals and Monte Carlo CI."),
+                     ("trends", "Per-pixel and regional trends (Mann-Kendall, Theil-Sen, bootstrap)."),
+                     ("attribute", "Partial correlations and climate vs land-cover shares of change."),
+                     ("report", "Figures, tables and the HTML report of a run.")):
+    _stage = {"fit": "models", "predict": "product", "attribute": "attribution"}.get(_name, _name)
+    app.command(name=_name, help=_help)(_one_stage(_stage))
+
+
+@app.command("config")
+def config_cmd(
+    example: bool = typer.Option(False, "--example", help="Print a commented example configuration."),
+    check: Optional[Path] = typer.Option(None, "--check", help="Validate a configuration file."),
+):
+    """Print an example configuration, or check one."""
+    from soilresp.config import EXAMPLE_TOML, dump_config, load_config
+
+    if example:
+        sys.stdout.write(EXAMPLE_TOML)
+        return
+    if check:
+        with _errors():
+            cfg = load_config(check)
+        console.print_json(json.dumps(dump_config(cfg)))
+        console.print(f"[green]{check} is valid")
+        return
+    raise typer.BadParameter("give --example or --check FILE")
+
+
+@app.command()
+def provenance(path: Path = typer.Argument(..., help="Any soilresp output (Zarr, Parquet, JSON).")):
+    """Print the provenance of an output: versions, config hash, input checksums, seed, time."""
+    from soilresp.io import read_provenance
+
+    with _errors():
+        prov = read_provenance(path)
+    console.print_json(json.dumps(prov))
+
+
+@app.command()
+def stages():
+    """List the stages, what each does and what it writes."""
+    from soilresp.pipeline import STAGES
+
+    t = Table(title="soilresp stages (in order)")
+    for c in ("stage", "does", "writes"):
+        t.add_column(c)
+    for s in STAGES.values():
+        t.add_row(s.name, s.doc, ", ".join(f"{s.name}/{o}" for o in s.outputs))
+    console.print(t)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

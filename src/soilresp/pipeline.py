@@ -1,0 +1,401 @@
+"""The stages of the method in order, their file contracts, and rerun-only-what-changed.
+
+Every stage reads the outputs of earlier stages (and input files named in the config) and
+writes its own outputs below ``<output_dir>/<stage>/``. After a stage succeeds, a manifest
+``<output_dir>/.soilresp/<stage>.json`` records its *key*: a hash of the config sections it
+uses, the fingerprints (size, mtime) of its input files, the keys of the stages it reads
+from and the package version. A stage whose key is unchanged and whose outputs are complete
+is skipped. See ``docs/architecture.md``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from soilresp import __version__, io
+from soilresp.config import BIOMES, Config
+from soilresp.errors import SoilrespError, StageError, input_error
+from soilresp.grid import Grid
+
+Progress = Callable[[str, int, int], None]
+
+
+def _noop(*_a) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    sections: tuple[str, ...]           # config sections that change its result
+    upstream: tuple[str, ...]           # stages whose outputs it reads
+    outputs: tuple[str, ...]            # paths relative to the stage folder
+    run: Callable[["Context"], None]
+    doc: str
+
+
+@dataclass
+class Context:
+    cfg: Config
+    progress: Progress = _noop
+
+    @property
+    def out(self) -> Path:
+        return self.cfg.output_dir
+
+    @property
+    def grid(self) -> Grid:
+        return Grid.from_config(self.cfg.grid)
+
+    def path(self, stage: str, name: str) -> Path:
+        return self.out / stage / name
+
+    def prov(self, stage: str, **extra) -> dict:
+        return io.provenance(stage, config_hash=stage_key(self.cfg, STAGES[stage]),
+                             inputs=input_checksums(self.cfg, stage), seed=self.cfg.run.seed,
+                             extra=extra or None)
+
+
+# ------------------------------------------------------------------ input files and keys
+def input_files(cfg: Config, stage: str) -> list[Path]:
+    if stage == "field" and cfg.field.path is not None:
+        return [cfg.resolve(cfg.field.path)]
+    if stage == "drivers":
+        import glob
+
+        files: list[Path] = []
+        for s in cfg.drivers.sources:
+            hits = sorted(glob.glob(str(cfg.resolve(s.path))))
+            files += [Path(h) for h in hits] or [cfg.resolve(s.path)]
+        return files
+    if stage == "biomes" and cfg.biomes.path is not None:
+        return [cfg.resolve(cfg.biomes.path)]
+    return []
+
+
+def _fingerprint(p: Path) -> str:
+    if not p.exists():
+        return "missing"
+    if p.is_dir():
+        h = hashlib.sha256()
+        for f in sorted(p.rglob("*")):
+            if f.is_file():
+                st = f.stat()
+                h.update(f"{f.relative_to(p)}:{st.st_size}:{st.st_mtime_ns}".encode())
+        return h.hexdigest()
+    st = p.stat()
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+_SHA_LIMIT = 2 * 1024**3
+
+
+def input_checksums(cfg: Config, stage: str) -> dict[str, str]:
+    """SHA-256 of each input file (files over 2 GiB: size and mtime only, said so)."""
+    out = {}
+    for p in input_files(cfg, stage):
+        if p.is_file() and p.stat().st_size <= _SHA_LIMIT:
+            out[str(p)] = "sha256:" + io.file_sha256(p)
+        else:
+            out[str(p)] = "fingerprint:" + _fingerprint(p)
+    return out
+
+
+def stage_key(cfg: Config, stage: Stage) -> str:
+    parts = {
+        "version": __version__,
+        "stage": stage.name,
+        "config": cfg.section_hash(*stage.sections),
+        "years": list(cfg.run.years),
+        "seed": cfg.run.seed,
+        "inputs": {str(p): _fingerprint(p) for p in input_files(cfg, stage.name)},
+        "upstream": {u: _manifest_key(cfg, u) for u in stage.upstream},
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def _manifest_path(cfg: Config, stage: str) -> Path:
+    return cfg.output_dir / ".soilresp" / f"{stage}.json"
+
+
+def _manifest_key(cfg: Config, stage: str) -> str | None:
+    p = _manifest_path(cfg, stage)
+    if not p.is_file():
+        return None
+    try:
+        return json.loads(p.read_text()).get("key")
+    except json.JSONDecodeError:
+        return None
+
+
+def is_fresh(cfg: Config, stage: Stage) -> bool:
+    key = _manifest_key(cfg, stage.name)
+    if key is None or key != stage_key(cfg, stage):
+        return False
+    return all(io.is_complete(cfg.output_dir / stage.name / o) for o in stage.outputs)
+
+
+def _check_upstream(ctx: Context, stage: Stage) -> None:
+    for u in stage.upstream:
+        up = STAGES[u]
+        for o in up.outputs:
+            p = ctx.path(u, o)
+            if not io.is_complete(p):
+                raise StageError(f"stage '{stage.name}' needs {p}, which stage '{u}' writes: run it first")
+
+
+def run_stage(ctx: Context, name: str, *, force: bool = False) -> str:
+    """Run one stage; returns 'ran' or 'skipped' (inputs, config and version unchanged)."""
+    stage = STAGES[name]
+    if not force and is_fresh(ctx.cfg, stage):
+        return "skipped"
+    _check_upstream(ctx, stage)
+    t0 = time.perf_counter()
+    stage.run(ctx)
+    io.write_json(_manifest_path(ctx.cfg, name), {
+        "stage": name, "key": stage_key(ctx.cfg, stage), "version": __version__,
+        "seconds": round(time.perf_counter() - t0, 3),
+        "outputs": [str(ctx.path(name, o)) for o in stage.outputs],
+    })
+    return "ran"
+
+
+def run_all(ctx: Context, stages: list[str] | None = None, *, force: bool = False,
+            on_stage: Callable[[str, str], None] | None = None) -> dict[str, str]:
+    todo = stages or list(STAGES)
+    unknown = [s for s in todo if s not in STAGES]
+    if unknown:
+        raise StageError(f"unknown stage {unknown[0]!r}; stages are {list(STAGES)}")
+    done = {}
+    for s in todo:
+        if on_stage:
+            on_stage(s, "start")
+        done[s] = run_stage(ctx, s, force=force)
+        if on_stage:
+            on_stage(s, done[s])
+    return done
+
+
+# ------------------------------------------------------------------ dask scheduler
+@contextlib.contextmanager
+def compute_context(scheduler: str = "threads", workers: int = 2):
+    """Where dask work runs: local threads, a new LocalCluster, or an existing cluster."""
+    import dask
+
+    if scheduler in ("threads", "synchronous"):
+        with dask.config.set(scheduler=scheduler):
+            yield None
+        return
+    from distributed import Client, LocalCluster
+
+    if scheduler == "local-cluster":
+        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                          dashboard_address=None) as cluster, Client(cluster) as client:
+            yield client
+        return
+    try:
+        client = Client(scheduler, timeout="20s")
+    except OSError as e:
+        raise SoilrespError(f"cannot reach dask scheduler at {scheduler!r}: {e}") from None
+    with client:
+        yield client
+
+
+# ------------------------------------------------------------------ stages
+def _field(ctx: Context) -> None:
+    from soilresp import field
+
+    if ctx.cfg.field.path is None:
+        raise input_error("config [field]", "no field database configured", column="path")
+    res = field.build_observations(ctx.cfg.field, ctx.cfg.run.years, base_dir=ctx.cfg.base_dir)
+    field.write_field_outputs(res, ctx.out / "field", ctx.prov("field"))
+
+
+def _drivers(ctx: Context) -> None:
+    from soilresp.drivers import build_cube
+
+    cube = build_cube(ctx.cfg.drivers.sources, ctx.grid, ctx.cfg.run.years, ctx.cfg.base_dir,
+                      ctx.cfg.drivers.min_valid_fraction)
+    io.write_zarr(ctx.path("drivers", "drivers.zarr"), cube, ctx.prov("drivers"))
+
+
+def _biomes(ctx: Context) -> None:
+    from soilresp.biomes import build_biome_dataset, read_biome_map
+
+    if ctx.cfg.biomes.path is None:
+        raise input_error("config [biomes]", "no biome map configured", column="path")
+    cube = io.open_zarr(ctx.path("drivers", "drivers.zarr"), [ctx.cfg.product.region_temperature])
+    biome = read_biome_map(ctx.cfg.resolve(ctx.cfg.biomes.path), ctx.cfg.biomes.variable, ctx.grid)
+    ds = build_biome_dataset(biome, cube[ctx.cfg.product.region_temperature], ctx.grid,
+                             ctx.cfg.product.region_bounds)
+    io.write_zarr(ctx.path("biomes", "biomes.zarr"), ds, ctx.prov("biomes"))
+
+
+def _sites(ctx: Context) -> None:
+    from soilresp import field
+    from soilresp.drivers import extract_at_sites
+
+    obs = io.read_table(ctx.path("field", "observations.parquet"))
+    bio = io.open_zarr(ctx.path("biomes", "biomes.zarr"), ["biome"])
+    obs = field.assign_biomes(obs, bio["biome"].load())
+    cube = io.open_zarr(ctx.path("drivers", "drivers.zarr"))
+    tab = extract_at_sites(cube, obs, ctx.grid, ctx.cfg.drivers.max_site_distance_km)
+    io.write_table(ctx.path("sites", "training.parquet"), tab, ctx.prov("sites"))
+
+
+def _candidates(names: list[str], columns) -> list[str]:
+    """Annual, spring and summer versions of each candidate that the data provide."""
+    out = []
+    for n in names:
+        out += [c for c in (n, f"{n}_mam", f"{n}_jja") if c in columns]
+    return out
+
+
+def _models(ctx: Context) -> None:
+    from soilresp.models import FitError, select_biome
+
+    m = ctx.cfg.models
+    tab = io.read_table(ctx.path("sites", "training.parquet"), ["rs", "site_id", "biome"])
+    cand = {k: _candidates(getattr(m, k), tab.columns) for k in ("temperature", "moisture", "productivity")}
+    if not cand["temperature"]:
+        raise input_error(ctx.path("sites", "training.parquet"),
+                          f"none of the temperature candidates {m.temperature} is in the driver cube",
+                          column="temperature")
+    training_hash = hashlib.sha256(pd.util.hash_pandas_object(tab, index=False).values.tobytes()).hexdigest()
+    pooled = None
+    steps, skill, selected = [], [], []
+    codes = sorted(BIOMES)
+    for n, code in enumerate(codes):
+        ctx.progress("fit biome models", n, len(codes))
+        sub = tab[tab["biome"] == code]
+        fallback = ""
+        if len(sub) < m.min_observations:
+            if pooled is None:
+                pooled = select_biome(tab[tab["biome"] > 0], 0, **cand, folds=m.cv_folds, seed=ctx.cfg.run.seed)
+            sel, fallback = pooled, f"pooled model ({len(sub)} < {m.min_observations} observations)"
+        else:
+            try:
+                sel = select_biome(sub, code, **cand, folds=m.cv_folds, seed=ctx.cfg.run.seed)
+            except FitError as e:
+                raise input_error(ctx.path("sites", "training.parquet"), f"biome {code} ({BIOMES[code]}): {e}",
+                                  column="biome", value=code) from None
+        for r in sel.steps:
+            steps.append({"biome": code, **r})
+        for r in sel.skill:
+            skill.append({"biome": code, "biome_name": BIOMES[code], "family": "nls", **r})
+        preds = [sel.predictors[k] for k in ("T", "M", "P") if k in sel.predictors]
+        doc = {
+            "biome": code, "biome_name": BIOMES[code], **sel.model.to_dict(),
+            "predictors": preds[: {"eq1": 1, "eq2": 1, "eq3": 2, "eq4": 3}[sel.form]],
+            "n_training": int(len(sub)), "fallback": fallback,
+            "units": {"rs": "g C m-2 yr-1"}, "training_hash": training_hash,
+            "provenance": ctx.prov("models"),
+        }
+        io.write_json(ctx.path("models", f"biome_{code:02d}.json"), doc)
+        best = next(s for s in sel.skill if s["selected"])
+        selected.append({"biome": code, "biome_name": BIOMES[code], "family": "nls", "form": sel.form,
+                         "predictors": ",".join(doc["predictors"]), "params": json.dumps(doc["params"]),
+                         "n": int(len(sub)), "cv_r2": best["cv_r2"], "cv_rmse": best["cv_rmse"],
+                         "site_cv_r2": best["site_cv_r2"], "site_cv_rmse": best["site_cv_rmse"],
+                         "fallback": fallback})
+    ctx.progress("fit biome models", len(codes), len(codes))
+    prov = ctx.prov("models")
+    io.write_table(ctx.path("models", "selection_steps.parquet"), pd.DataFrame(steps), prov)
+    io.write_table(ctx.path("models", "skill.parquet"), pd.DataFrame(skill), prov)
+    io.write_table(ctx.path("models", "selected.parquet"), pd.DataFrame(selected), prov)
+
+
+def load_models(ctx: Context) -> dict[int, dict]:
+    out = {}
+    for code in sorted(BIOMES):
+        p = ctx.path("models", f"biome_{code:02d}.json")
+        doc = io.read_json(p)
+        if doc.get("family") != "nls" or doc.get("form") not in ("eq1", "eq2", "eq3", "eq4"):
+            raise input_error(p, "not a soilresp nonlinear model file", column="form", value=doc.get("form"))
+        out[code] = {"form": doc["form"], "params": [float(x) for x in doc["params"]],
+                     "predictors": list(doc["predictors"])}
+    return out
+
+
+def _product(ctx: Context) -> None:
+    from soilresp import product
+
+    models = load_models(ctx)
+    cube = io.open_zarr(ctx.path("drivers", "drivers.zarr"))
+    bio = io.open_zarr(ctx.path("biomes", "biomes.zarr"), ["biome", "region", "cell_area"])
+    rs = product.predict_rs(cube, bio["biome"], models)
+    ds = xr.Dataset({"rs": rs, "biome": bio["biome"]})
+    ds.attrs.update({"Conventions": "CF-1.10", "title": "soilresp annual soil respiration"})
+    ctx.progress("predict Rs", 0, 1)
+    io.write_zarr(ctx.path("product", "rs.zarr"), ds, ctx.prov("product"))
+    ctx.progress("predict Rs", 1, 1)
+    rs = io.open_zarr(ctx.path("product", "rs.zarr"))["rs"]
+    tot = product.regional_totals(rs, bio["region"], bio["cell_area"]).compute()
+    df = product.totals_table(tot)
+    pc = ctx.cfg.product
+    if pc.mc_samples > 0:
+        ctx.progress("Monte Carlo", 0, 1)
+        mc = product.monte_carlo_totals(cube, bio, models, pc.mc_samples, pc.param_cv, ctx.cfg.run.seed)
+        mc = mc.compute()
+        df = df.merge(product.summarise_mc(mc), on=["region", "year"], how="left")
+        mc_df = mc.to_dataframe(name="total_pg").reset_index()
+        io.write_table(ctx.path("product", "mc_totals.parquet"), mc_df, ctx.prov("product"))
+        ctx.progress("Monte Carlo", 1, 1)
+    io.write_table(ctx.path("product", "totals.parquet"), df, ctx.prov("product"))
+    prof = product.latitude_profile(rs, bio["cell_area"])
+    io.write_table(ctx.path("product", "latitude_profile.parquet"), prof, ctx.prov("product"))
+
+
+def _trends(ctx: Context) -> None:
+    from soilresp import trends
+
+    trends.run(ctx)
+
+
+def _attribution(ctx: Context) -> None:
+    from soilresp import attribution
+
+    attribution.run(ctx)
+
+
+def _report(ctx: Context) -> None:
+    from soilresp import report
+
+    report.write_report(ctx.out, ctx.out / "report")
+
+
+STAGES: dict[str, Stage] = {s.name: s for s in [
+    Stage("field", ("field",), (), ("observations.parquet", "cascade.csv", "qc.csv"), _field,
+          "field Rs records -> filtered, averaged site-year observations"),
+    Stage("drivers", ("grid", "drivers"), (), ("drivers.zarr",), _drivers,
+          "gridded driver files -> annual/MAM/JJA driver cube on the target grid"),
+    Stage("biomes", ("grid", "biomes", "product"), ("drivers",), ("biomes.zarr",), _biomes,
+          "biome map and climate regions on the target grid"),
+    Stage("sites", ("drivers",), ("field", "drivers", "biomes"), ("training.parquet",), _sites,
+          "drivers and biome at each observation's site and year"),
+    Stage("models", ("models",), ("sites",), ("selected.parquet", "skill.parquet",
+                                              "selection_steps.parquet"), _models,
+          "per-biome Eq 1-4 fits, Eq 5 predictor choice, 10-fold CV, best model"),
+    Stage("product", ("product",), ("models", "drivers", "biomes"),
+          ("rs.zarr", "totals.parquet", "latitude_profile.parquet"), _product,
+          "Rs for every land pixel and year; totals; Monte Carlo uncertainty"),
+    Stage("trends", ("trends",), ("product", "biomes"),
+          ("trends.zarr", "series_trends.parquet", "class_shares.parquet"), _trends,
+          "Mann-Kendall / Theil-Sen per pixel and for regional series; trend classes"),
+    Stage("attribution", ("attribution", "trends"), ("product", "drivers", "biomes", "trends"),
+          ("series_partial_corr.parquet", "pixel_partial_corr.zarr", "colocation.parquet",
+           "change_shares.parquet", "change_class.zarr"), _attribution,
+          "partial correlations, co-location and land-cover vs climate shares of change"),
+    Stage("report", (), ("product", "trends", "attribution", "models", "field"),
+          ("report.html",), _report, "figures, tables and one self-contained HTML report"),
+]}

@@ -1,0 +1,94 @@
+"""Trends of the product (method step 6; Huang et al. 2020, Fig 2).
+
+Output contract, ``trends/``:
+
+* ``trends.zarr`` (lat, lon): per-pixel Mann-Kendall ``s``, ``z``, ``p``, ``tau``, ``n`` and
+  Theil-Sen ``slope`` (g C m-2 yr-2) with ``slope_lo``/``slope_hi`` (Sen 1968 CI),
+  ``trend_class`` (2 significant increase ... -2 significant decrease, Fig 2B),
+  ``net_change`` = slope x (years - 1) (g C m-2 yr-1), and ``significant`` (p < alpha, or
+  Benjamini-Hochberg over the map when ``[trends] fdr = true``).
+* ``series_trends.parquet``: per region (global, tropical, temperate, boreal) the Sen slope of
+  the annual totals (Pg C yr-2), MK p, and a moving-block bootstrap 95 % CI (Fig 2A).
+* ``class_shares.parquet``: area share of each trend class per region (Fig 2C).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from soilresp import io, stats
+from soilresp.biomes import REGION_NAMES
+
+
+def pixel_trends(rs: xr.DataArray, *, alpha: float, slight_alpha: float, min_years: int,
+                 fdr: bool) -> xr.Dataset:
+    """Per-pixel trend statistics of ``rs`` (year, lat, lon); lazy when ``rs`` is dask-backed."""
+    ds = stats.xr_trend(rs, dim="year", alpha=alpha, slight_alpha=slight_alpha, min_years=min_years)
+    if fdr:
+        # BH needs the whole map's p-values; they are 2-D (one value per pixel)
+        p = ds["p"].values
+        reject, q = stats.fdr_bh(p, alpha)
+        ds["q"] = (("lat", "lon"), q.astype(np.float32))
+        ds["significant"] = (("lat", "lon"), reject)
+    else:
+        ds["significant"] = ds["p"] < alpha
+    units = rs.attrs.get("units", "")
+    ds["slope"].attrs["units"] = f"({units}) yr-1"
+    ds["net_change"].attrs["units"] = units
+    ds.attrs["comment"] = (f"Mann-Kendall two-sided (tie-corrected) with Theil-Sen slope; alpha={alpha}, "
+                           f"fdr={fdr}; Huang et al. 2020 Fig 2B")
+    return ds
+
+
+def series_trends(totals: pd.DataFrame, *, n_boot: int, alpha: float, seed: int,
+                  min_years: int = 3) -> pd.DataFrame:
+    """Sen slope, MK p and block-bootstrap CI of each region's annual totals (Fig 2A)."""
+    rows = []
+    for region, g in totals.groupby("region", sort=False):
+        g = g.sort_values("year")
+        y, x = g["total_pg"].to_numpy(float), g["year"].to_numpy(float)
+        t = stats.trend_test(y, x, alpha=alpha, min_years=min_years)
+        row = {"region": region, "slope": float(t["slope"]), "p": float(t["p"]), "z": float(t["z"]),
+               "sen_lo": float(t["slope_lo"]), "sen_hi": float(t["slope_hi"]),
+               "net_change": float(stats.net_change(t["slope"], len(y))), "n_years": len(y),
+               "mean_total": float(np.mean(y))}
+        if n_boot > 0:
+            b = stats.bootstrap_trend_ci(y, x, n_boot=n_boot, alpha=alpha, seed=seed)
+            row.update(boot_lo=float(b["lo"]), boot_hi=float(b["hi"]), block_length=int(b["block_length"]))
+        row["relative_slope_pct"] = 100 * row["slope"] / row["mean_total"] if row["mean_total"] else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def class_shares(trend_class: xr.DataArray, region: xr.DataArray, area: xr.DataArray) -> pd.DataFrame:
+    """Area share (0-1) of each trend class, global and per region (Fig 2C)."""
+    rows = []
+    valid = trend_class.notnull() & (region > 0)
+    a = area.broadcast_like(trend_class)
+    masks = {"global": valid, **{n: valid & (region == c) for c, n in REGION_NAMES.items()}}
+    for name, m in masks.items():
+        tot = float(a.where(m).sum())
+        for code, label in stats.TREND_CLASS_LABELS.items():
+            s = float(a.where(m & (trend_class == code)).sum())
+            rows.append({"region": name, "class": int(code), "label": label,
+                         "share": s / tot if tot > 0 else np.nan, "area_km2": s / 1e6})
+    return pd.DataFrame(rows)
+
+
+def run(ctx) -> None:
+    t = ctx.cfg.trends
+    rs = io.open_zarr(ctx.path("product", "rs.zarr"), ["rs"])["rs"]
+    bio = io.open_zarr(ctx.path("biomes", "biomes.zarr"), ["region", "cell_area"])
+    ctx.progress("pixel trends", 0, 1)
+    ds = pixel_trends(rs, alpha=t.alpha, slight_alpha=t.slight_alpha, min_years=t.min_years, fdr=t.fdr)
+    io.write_zarr(ctx.path("trends", "trends.zarr"), ds, ctx.prov("trends"))
+    ctx.progress("pixel trends", 1, 1)
+    totals = io.read_table(ctx.path("product", "totals.parquet"), ["region", "year", "total_pg"])
+    st = series_trends(totals, n_boot=t.bootstrap, alpha=t.alpha, seed=ctx.cfg.run.seed,
+                       min_years=t.min_years)
+    io.write_table(ctx.path("trends", "series_trends.parquet"), st, ctx.prov("trends"))
+    tr = io.open_zarr(ctx.path("trends", "trends.zarr"), ["trend_class"])
+    cs = class_shares(tr["trend_class"].load(), bio["region"].load(), bio["cell_area"].load())
+    io.write_table(ctx.path("trends", "class_shares.parquet"), cs, ctx.prov("trends"))
