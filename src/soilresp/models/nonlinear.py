@@ -11,7 +11,8 @@ own units; P a productivity variable in its own units)::
 ``X`` columns are, in order, T; T, M; or T, M, P. Fitted by nonlinear least squares
 (:func:`scipy.optimize.least_squares`, trust-region reflective, a > 0) from starting values
 of a log-linear OLS fit. Internally M and P are divided by a scale (their standard deviation)
-so the problem is well conditioned; reported parameters are in the original units.
+so the problem is well conditioned; reported parameters are in the original units. Parameters
+are bounded (see ``_BOUNDS``) so that a small sample cannot produce a degenerate optimum.
 """
 
 from __future__ import annotations
@@ -24,6 +25,12 @@ from sklearn.utils.validation import check_is_fitted
 FORMS = {"eq1": ("a", "b"), "eq2": ("a", "b", "c"), "eq3": ("a", "b", "c", "d", "e"),
          "eq4": ("a", "b", "c", "d", "e", "f")}
 N_INPUTS = {"eq1": 1, "eq2": 1, "eq3": 2, "eq4": 3}
+
+
+# Bounds keep fits physical (Q10 = exp(10 b) within exp(+-10); |c| <= 0.05 degC-2; M, P terms
+# on scaled inputs); a degenerate optimum on a bound is reported by ``at_bound_``.
+_BOUNDS = (np.array([1e-6, -1.0, -0.05, -20.0, -20.0, -np.inf]),
+           np.array([1e6, 1.0, 0.05, 20.0, 20.0, np.inf]))
 
 
 class FitError(RuntimeError):
@@ -122,10 +129,10 @@ class NonlinearRs(RegressorMixin, BaseEstimator):
         def f(q):
             return predict_form(self.form, q, T, M, P) - y
 
-        lb = np.full(npar, -np.inf)
-        lb[0] = 1e-9
+        lb, ub = _BOUNDS[0][:npar], _BOUNDS[1][:npar]
+        q0 = np.clip(np.nan_to_num(q0, nan=0.0), lb + 1e-12, ub - 1e-12)
         try:
-            res = least_squares(f, q0, bounds=(lb, np.inf), method="trf", max_nfev=self.max_nfev,
+            res = least_squares(f, q0, bounds=(lb, ub), method="trf", max_nfev=self.max_nfev,
                                 x_scale="jac")
         except ValueError as e:
             raise FitError(f"{self.form}: least squares failed: {e}") from None
@@ -148,6 +155,7 @@ class NonlinearRs(RegressorMixin, BaseEstimator):
         self.stderr_ = np.sqrt(np.clip(np.diag(self.cov_), 0, None))
         self.q10_ = float(np.exp(10 * self.params_[1]))
         self.n_obs_ = int(y.size)
+        self.at_bound_ = bool(np.any(np.isclose(q, lb) | np.isclose(q, ub)))
         self.n_features_in_ = X.shape[1]
         return self
 
@@ -162,4 +170,5 @@ class NonlinearRs(RegressorMixin, BaseEstimator):
         check_is_fitted(self, "params_")
         return {"family": "nls", "form": self.form, "param_names": list(FORMS[self.form]),
                 "params": self.params_.tolist(), "stderr": self.stderr_.tolist(),
-                "cov": self.cov_.tolist(), "q10": self.q10_, "n_obs": self.n_obs_}
+                "cov": self.cov_.tolist(), "q10": self.q10_, "n_obs": self.n_obs_,
+                "at_bound": self.at_bound_}
