@@ -93,9 +93,10 @@ def country_distance(
 
 
 def find_fix(
-    lat: float, lon: float, country: str, tolerance_km: float
+    lat: float, lon: float, country: str, tolerance_km: float, land_tolerance_deg: float = 0.1
 ) -> tuple[str, float, float] | None:
-    """First :data:`CANDIDATE_FIXES` entry that puts the point within tolerance of ``country``."""
+    """First :data:`CANDIDATE_FIXES` entry that puts the point on land (see :func:`on_land`)
+    and within ``tolerance_km`` of ``country``; None when no candidate does."""
     codes = _c.country_codes(country)
     if not codes or not (np.isfinite(lat) and np.isfinite(lon)):
         return None
@@ -104,6 +105,6 @@ def find_fix(
         if not in_range(np.array([la]), np.array([lo]))[0]:
             continue
         d = _c.distance_to_any(codes, np.array([la]), np.array([lo]))[0]
-        if d <= tolerance_km:
+        if d <= tolerance_km and on_land(np.array([la]), np.array([lo]), land_tolerance_deg)[0]:
             return name, float(la), float(lo)
     return None

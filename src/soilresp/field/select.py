@@ -277,7 +277,8 @@ def select_observations(
     fixed = np.zeros(n, bool)
     names = country.astype("string").fillna("").tolist()
     for k in np.flatnonzero((~missing & ~rng) | remote):
-        fix = _qc.find_fix(lat[k], lon[k], names[k], tol) if known[k] else None
+        fix = (_qc.find_fix(lat[k], lon[k], names[k], tol, float(cfg.land_tolerance_deg))
+               if known[k] else None)
         if fix is None:
             continue
         how, la, lo = fix
@@ -319,8 +320,8 @@ def select_observations(
                       f"{cfg.land_tolerance_deg} deg", "coordinates_on_land" if drop_coords else None))
     fails["coordinates_on_land"] = water if drop_coords else np.zeros(n, bool)
     notes["coordinates_on_land"] = (
-        f"{'dropped' if drop_coords else 'flagged only'}: {int(water.sum())} on water "
-        f"(tolerance {cfg.land_tolerance_deg} deg)"
+        f"{'dropped' if drop_coords else 'flagged only'}; {int(water.sum())} of all input "
+        f"records on water (tolerance {cfg.land_tolerance_deg} deg)"
     )
 
     if cfg.country_check:
@@ -330,10 +331,11 @@ def select_observations(
                           f"({_fmt(lat[k])}, {_fmt(lon[k])}) lies in {table[located[k]].name}, "
                           f"{dist[k]:.0f} km from {names[k]} (tolerance {tol:g} km)",
                           "coordinates_in_country" if drop_coords else None))
-        for k in np.flatnonzero(remote & ~far):
+        island = remote & ~far & land  # on water: already flagged on_water
+        for k in np.flatnonzero(island):
             flags.append((k, "country_unchecked",
                           f"({_fmt(lat[k])}, {_fmt(lon[k])}) is {dist[k]:.0f} km from {names[k]} "
-                          "but inside no Natural Earth 1:110m outline (small island or sea)",
+                          "but inside no Natural Earth 1:110m outline (a small island they omit)",
                           None))
         named = np.array([bool(x.strip()) for x in names], bool)
         for k in np.flatnonzero(~known & rng & named):
@@ -342,9 +344,9 @@ def select_observations(
                           None))
         fails["coordinates_in_country"] = far if drop_coords else np.zeros(n, bool)
         notes["coordinates_in_country"] = (
-            f"{'dropped' if drop_coords else 'flagged only'}: {int(far.sum())} inside another "
-            f"country and farther than {tol:g} km from their own; "
-            f"{int((remote & ~far).sum() + (~known & rng & named).sum())} unchecked; "
+            f"{'dropped' if drop_coords else 'flagged only'}; of all input records "
+            f"{int(far.sum())} inside another country and farther than {tol:g} km from their own, "
+            f"{int(island.sum() + (~known & rng & named).sum())} unchecked; "
             f"{int((~named & rng).sum())} without a country"
         )
     else:

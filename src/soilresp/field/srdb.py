@@ -146,6 +146,6 @@ def read_srdb_studies(path: str | Path) -> pd.DataFrame:
         df["Study_number"] = to_numeric(
             path, "Study_number", cols["Study_number"], starts, strict=True, integer=True,
             problems=[],
-        )
+        ).array
     df.attrs[ENCODING_KEY] = encoding
     return df
