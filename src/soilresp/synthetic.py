@@ -424,7 +424,7 @@ def _write_driver_file(path: Path, var: str, truth: xr.Dataset, world: Synthetic
                 var, blk, lat[block_info[0]["array-location"][1][0]:block_info[0]["array-location"][1][1]]),
             chunks=((12 * ny,),) + annual.data.chunks[1:], dtype=np.float32,
         )
-        time = pd.date_range(f"{world.years[0]}-01-15", periods=12 * ny, freq="MS") + pd.Timedelta(days=14)
+        time = pd.date_range(f"{world.years[0]}-01-01", periods=12 * ny, freq="MS") + pd.Timedelta(days=14)
         da = xr.DataArray(monthly, dims=("time", "lat", "lon"),
                           coords={"time": time, "lat": lat, "lon": truth["lon"].values})
         da = da.isel(lat=slice(None, None, -1))

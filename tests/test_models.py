@@ -1,0 +1,67 @@
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+
+from soilresp.models import FORMS, FitError, NonlinearRs, eq5_scores, predict_form, select_biome
+
+TRUE = {"eq1": [300.0, 0.07], "eq2": [250.0, 0.08, -0.001],
+        "eq3": [200.0, 0.07, -0.001, 2.5, -3.0], "eq4": [180.0, 0.06, -0.0008, 2.0, -2.5, 0.12]}
+
+
+def _data(form, n=400, seed=0, noise=0.05):
+    rng = np.random.default_rng(seed)
+    T, M, P = rng.uniform(-5, 28, n), rng.uniform(0.05, 0.95, n), rng.uniform(100, 3000, n)
+    X = np.column_stack([T, M, P])[:, : {"eq1": 1, "eq2": 1, "eq3": 2, "eq4": 3}[form]]
+    y = predict_form(form, TRUE[form], T, M, P) * np.exp(rng.normal(0, noise, n))
+    return X, y
+
+
+@pytest.mark.parametrize("form", sorted(FORMS))
+def test_recovers_known_parameters(form):
+    X, y = _data(form)
+    m = NonlinearRs(form).fit(X, y)
+    np.testing.assert_allclose(m.params_, TRUE[form], rtol=0.25, atol=2e-4)
+    # and the fitted function itself, within 5 % over the data range (edges included)
+    np.testing.assert_allclose(m.predict(X), predict_form(form, TRUE[form], *X.T), rtol=0.05)
+    assert m.stderr_.shape == (len(FORMS[form]),) and np.all(np.isfinite(m.stderr_))
+    assert m.score(X, y) > 0.9
+    if form == "eq1":
+        assert m.q10_ == pytest.approx(np.exp(10 * 0.07), rel=0.05)
+
+
+def test_sklearn_contract_and_errors():
+    m = NonlinearRs("eq3")
+    assert clone(m).get_params() == {"form": "eq3", "max_nfev": 2000}
+    with pytest.raises(ValueError, match="needs 2 input"):
+        m.fit(np.ones((10, 1)), np.ones(10))
+    with pytest.raises(ValueError, match="form must be"):
+        NonlinearRs("eq9").fit(np.ones((10, 1)), np.ones(10))
+    with pytest.raises(FitError, match="usable observations"):
+        NonlinearRs("eq2").fit(np.ones((3, 1)), np.ones(3))
+
+
+def test_eq5_metric():
+    eps = eq5_scores([100, 200], [0.5, 0.25], [50, 100])
+    np.testing.assert_allclose(eps, [0.25 + 0.25 + 0.25, 0.125 + 0.125 + 0.5])
+    assert np.all(np.isfinite(eq5_scores([100, np.nan], [-0.2, np.nan], [10, 10])))
+
+
+def test_stepwise_selection_picks_true_predictors():
+    rng = np.random.default_rng(5)
+    n = 300
+    df = pd.DataFrame({
+        "t_true": rng.uniform(-5, 28, n), "m_true": rng.uniform(0.1, 0.45, n), "p_true": rng.uniform(100, 3000, n),
+        "site_id": np.repeat(np.arange(100), 3),
+    })
+    df["t_noise"] = df["t_true"] + rng.normal(0, 8, n)
+    df["m_noise"] = rng.uniform(0.1, 0.45, n)
+    df["p_noise"] = rng.uniform(100, 3000, n)
+    df["rs"] = predict_form("eq4", TRUE["eq4"], df.t_true, df.m_true, df.p_true) * np.exp(rng.normal(0, 0.05, n))
+    sel = select_biome(df, 1, temperature=["t_noise", "t_true"], moisture=["m_noise", "m_true"],
+                       productivity=["p_noise", "p_true"], folds=5, seed=0)
+    assert sel.predictors == {"T": "t_true", "M": "m_true", "P": "p_true"}
+    assert sel.form == "eq4"
+    best = next(s for s in sel.skill if s["selected"])
+    assert best["cv_r2"] > 0.9 and best["site_cv_r2"] > 0.9
+    assert {r["step"] for r in sel.steps} == {"temperature", "moisture", "productivity"}
