@@ -153,8 +153,7 @@ def _one_stage(name: str):
     return cmd
 
 
-for _name, _help in (("field", "Read and filter the field database; print the filter cascade."),
-                     ("drivers", "Build the driver cube (annual, MAM, JJA) on the target grid."),
+for _name, _help in (("drivers", "Build the driver cube (annual, MAM, JJA) on the target grid."),
                      ("fit", "Fit, select and cross-validate the per-biome models."),
                      ("predict", "Predict Rs for every land pixel and year; totals and Monte Carlo CI."),
                      ("trends", "Per-pixel and regional trends (Mann-Kendall, Theil-Sen, bootstrap)."),
@@ -162,6 +161,42 @@ for _name, _help in (("field", "Read and filter the field database; print the fi
                      ("report", "Figures, tables and the HTML report of a run.")):
     _stage = {"fit": "models", "predict": "product", "attribute": "attribution"}.get(_name, _name)
     app.command(name=_name, help=_help)(_one_stage(_stage))
+
+
+@app.command("field")
+def field_cmd(config: Path = typer.Argument(..., help="TOML run configuration."),
+              force: bool = typer.Option(False, help="Rerun even if nothing changed.")):
+    """Read and filter the field database (the paper's rules); print the filter cascade."""
+    import pandas as pd
+
+    from soilresp.config import load_config
+    from soilresp.field import format_cascade
+
+    run(config, ["field"], force, None)
+    with _errors():
+        cfg = load_config(config)
+        cascade = pd.read_csv(cfg.output_dir / "field" / "cascade.csv")
+    console.print(format_cascade(cascade, {"years": list(cfg.run.years), "source": str(cfg.field.path)}),
+                  highlight=False)
+
+
+fetch_app = typer.Typer(help="Download public inputs (or take local copies offline), with checksums.",
+                        no_args_is_help=True)
+app.add_typer(fetch_app, name="fetch")
+
+
+@fetch_app.command("srdb")
+def fetch_srdb_cmd(
+    dest: Path = typer.Option(Path("data/srdb"), "--dest", help="Folder to put srdb-data.csv in."),
+    version: Optional[str] = typer.Option(None, "--version", help="Pinned SRDB release tag."),
+    from_path: Optional[Path] = typer.Option(None, "--from", help="Use this local srdb-data.csv (offline)."),
+):
+    """Fetch a pinned SRDB release (github.com/bpbond/srdb, MIT) with a checksum check."""
+    from soilresp.field import DEFAULT_SRDB_VERSION, fetch_srdb
+
+    with _errors():
+        path = fetch_srdb(dest, version or DEFAULT_SRDB_VERSION, from_path)
+    console.print(f"SRDB at {path} (manifest: {path.parent / 'srdb-manifest.json'})")
 
 
 @app.command("config")

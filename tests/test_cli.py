@@ -1,0 +1,44 @@
+from typer.testing import CliRunner
+
+from soilresp.cli import app
+
+runner = CliRunner()
+
+
+def test_help_lists_every_command():
+    out = runner.invoke(app, ["--help"]).output
+    for cmd in ("demo", "run", "field", "drivers", "fit", "predict", "trends", "attribute", "report",
+                "config", "provenance", "stages", "fetch"):
+        assert cmd in out
+
+
+def test_config_example_prints_valid_toml(tmp_path):
+    res = runner.invoke(app, ["config", "--example"])
+    assert res.exit_code == 0 and "[run]" in res.output
+    p = tmp_path / "c.toml"
+    p.write_text(res.output)
+    assert runner.invoke(app, ["config", "--check", str(p)]).exit_code == 0
+
+
+def test_bad_config_is_one_line_error_not_traceback(tmp_path):
+    p = tmp_path / "c.toml"
+    p.write_text("[grid]\nresolution = 'fine'\n")
+    res = runner.invoke(app, ["run", str(p)])
+    assert res.exit_code == 2
+    assert "grid.resolution" in res.output and "Traceback" not in res.output
+
+
+def test_missing_input_file_is_named(tmp_path):
+    p = tmp_path / "c.toml"
+    p.write_text('[field]\npath = "nowhere/srdb-data.csv"\n[run]\noutput_dir = "out"\n')
+    res = runner.invoke(app, ["run", str(p), "--stage", "field"])
+    assert res.exit_code == 2
+    assert "nowhere/srdb-data.csv" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "out" / "field" / "observations.parquet").exists()
+
+
+def test_stage_needs_upstream(tmp_path):
+    p = tmp_path / "c.toml"
+    p.write_text('[run]\noutput_dir = "out"\n')
+    res = runner.invoke(app, ["run", str(p), "--stage", "models"])
+    assert res.exit_code == 2 and "run it first" in res.output
