@@ -41,6 +41,7 @@ EXPECTED_CASCADE = {
     "quality_flags": 2449,
     "not_duplicate": 2440,
     "study_period": 1882,
+    "ecosystem_type": 1882,
     "coordinates_valid": 1821,
     "coordinates_on_land": 1815,
     "coordinates_in_country": 1798,
@@ -87,6 +88,14 @@ def test_cascade_2000_2014(result, capsys):
     assert result.meta["n_sites"] == 835
     assert result.meta["n_locations"] == 648
     assert result.meta["srdb_release"] == "v20200220"
+
+
+def test_ten_biome_ecosystems_only(srdb):
+    """Dropping ecosystem types outside the paper's ten biomes (docs/field.md, 'differences')."""
+    cfg = FieldConfig(exclude_ecosystems=["Wetland", "Desert", "Tundra", "Urban", "Bare"])
+    res = select_observations(srdb, cfg, (2000, 2014), source=SRDB)
+    assert (res.meta["n_observations"], res.meta["n_sites"], res.meta["n_locations"]) == (
+        1305, 794, 619)
 
 
 def test_observations_are_sane(result):

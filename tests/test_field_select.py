@@ -145,6 +145,13 @@ def test_study_period_uses_calendar_year_of_midyear(tmp_path):
     assert sorted(res.observations["year"].unique().tolist()) == [2000, 2014]
 
 
+def test_ecosystem_type_exclusion(tmp_path):
+    recs = [{}, {"Ecosystem_type": "Wetland"}, {"Ecosystem_type": "desert", "Leaf_habit": ""}]
+    assert kept_records(run(tmp_path, recs)) == ["1", "2", "3"]
+    res = run(tmp_path, recs, FieldConfig(exclude_ecosystems=["Wetland", "Desert"]))
+    assert excluded(res) == {"1": "", "2": "ecosystem_type", "3": "ecosystem_type"}
+
+
 def test_coordinates_missing_and_out_of_range(tmp_path):
     res = run(tmp_path, [{}, {"Latitude": ""}, {"Latitude": "95", "Longitude": "10"},
                          {"Longitude": "-190"}])
@@ -255,14 +262,15 @@ def test_bad_values_drop_mode(tmp_path):
 def test_cascade_counts_every_rule_in_order(tmp_path):
     recs = [{}, {"Rs_annual": ""}, {"Meas_method": "Soda lime"}, {"Manipulation": "CO2"},
             {"Quality_flag": "Q11"}, {"Duplicate_record": "5"}, {"Study_midyear": "1990.5"},
+            {"Ecosystem_type": "Wetland"},
             {"Latitude": ""}, {"Latitude": "30", "Longitude": "-40"},
             {"Latitude": "48.85", "Longitude": "2.35"}, {"Rs_annual": "9999"}, HYYTIALA]
-    res = run(tmp_path, recs)
+    res = run(tmp_path, recs, FieldConfig(exclude_ecosystems=["wetland"]))
     c = res.cascade
     assert c["rule"].tolist() == list(RULES)
     assert c["step"].tolist() == list(range(len(RULES)))
-    assert c["records_remaining"].tolist()[:-1] == [12, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2]
-    assert c["records_removed"].tolist()[1:-1] == [0] + [1] * 10
+    assert c["records_remaining"].tolist()[:-1] == [13, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2]
+    assert c["records_removed"].tolist()[1:-1] == [0] + [1] * 11
     assert c["records_remaining"].iloc[-1] == 2 and "2 observations" in c["description"].iloc[-1]
     removed = c["records_removed"].iloc[1:-1].sum()
     assert c["records_remaining"].iloc[0] - removed == c["records_remaining"].iloc[-2]

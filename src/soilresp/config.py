@@ -110,6 +110,12 @@ class FieldConfig(_Section):
         default_factory=lambda: ["Q10", "Q11", "Q12", "Q13", "Q14", "Q15", "Q16"],
         description="SRDB Quality_flag codes to drop (see SRDB expanded_field_notes.txt)",
     )
+    exclude_ecosystems: list[str] = Field(
+        default_factory=list,
+        description="ecosystem types to drop (SRDB Ecosystem_type, the part of 'vegetation' "
+        "before '/'; case-insensitive), e.g. ['Wetland', 'Desert', 'Tundra', 'Urban', 'Bare'] "
+        "for the paper's ten biomes only; empty = keep all",
+    )
     coordinate_qc: Literal["drop", "keep"] = "drop"
     land_tolerance_deg: float = Field(
         0.1, ge=0, le=2, description="a site within this distance of land counts as on land"

@@ -48,6 +48,7 @@ RULES: dict[str, str] = {
     "quality_flags": "no excluded SRDB Quality_flag code (expanded_field_notes.txt)",
     "not_duplicate": "not marked as a duplicate (SRDB Duplicate_record empty)",
     "study_period": "calendar year of Study_midyear inside the analysis period",
+    "ecosystem_type": "ecosystem type not in the excluded list (SRDB Ecosystem_type)",
     "coordinates_valid": "latitude/longitude present and within +-90/+-180 degrees",
     "coordinates_on_land": "site on land (global-land-mask, coastal tolerance)",
     "coordinates_in_country": "site not inside another country far from its stated one",
@@ -254,6 +255,14 @@ def select_observations(
     with np.errstate(invalid="ignore"):
         fails["study_period"] = ~((yv >= y0) & (yv <= y1))
     notes["study_period"] = f"kept: floor(Study_midyear) in {y0}-{y1}"
+
+    # ecosystem_type --------------------------------------------------------------------------
+    drop_eco = {" ".join(str(e).split()).casefold() for e in cfg.exclude_ecosystems}
+    eco = rec["vegetation"].astype("string").fillna("Unknown").str.split("/").str[0]
+    fails["ecosystem_type"] = eco.str.strip().str.casefold().isin(drop_eco).to_numpy(bool)
+    notes["ecosystem_type"] = (
+        "excluded: " + ", ".join(cfg.exclude_ecosystems) if drop_eco else "skipped: none excluded"
+    )
 
     # coordinates -----------------------------------------------------------------------------
     lat = rec["lat"].to_numpy(dtype=float, na_value=np.nan).copy()
