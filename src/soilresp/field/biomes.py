@@ -55,9 +55,10 @@ def assign_biomes(obs: pd.DataFrame, biome, *, max_cells: int = 0) -> pd.DataFra
     ``result.attrs["soilresp_biome_unassigned"]``; the pipeline should exclude them from
     fitting. The observation's own ``vegetation`` column is kept unchanged.
     """
+    import xarray as xr
+
     latn, lonn = _coord(biome, _LAT), _coord(biome, _LON)
     da = biome.transpose(latn, lonn)
-    grid = np.asarray(da.values)
     glat = np.asarray(da[latn].values, dtype=float)
     glon = np.asarray(da[lonn].values, dtype=float)
     lat = obs["lat"].to_numpy(dtype=float)
@@ -66,15 +67,16 @@ def assign_biomes(obs: pd.DataFrame, biome, *, max_cells: int = 0) -> pd.DataFra
         lon = np.mod(lon, 360.0)
     iy, oky = _nearest_index(glat, lat)
     ix, okx = _nearest_index(glon, lon)
-    codes = grid[iy, ix]
-    codes = np.where(np.isfinite(codes.astype(float)), codes, 0).astype(np.int64)
-    codes = np.where(oky & okx, codes, 0)
+    # pointwise selection: only the chunks holding sites are read (maps may be dask-backed)
+    pts = da.isel({latn: xr.DataArray(iy, dims="site"), lonn: xr.DataArray(ix, dims="site")})
+    codes = np.asarray(pts.values, dtype=float)
+    codes = np.where(np.isfinite(codes) & oky & okx, codes, 0).astype(np.int64)
     if max_cells > 0:
         for k in np.flatnonzero((codes == 0) & oky & okx):
-            win = grid[
-                max(iy[k] - max_cells, 0): iy[k] + max_cells + 1,
-                max(ix[k] - max_cells, 0): ix[k] + max_cells + 1,
-            ].astype(float).ravel()
+            win = np.asarray(da.isel({
+                latn: slice(max(iy[k] - max_cells, 0), iy[k] + max_cells + 1),
+                lonn: slice(max(ix[k] - max_cells, 0), ix[k] + max_cells + 1),
+            }).values, dtype=float).ravel()
             win = win[np.isfinite(win) & (win > 0)].astype(np.int64)
             if win.size:
                 vals, counts = np.unique(win, return_counts=True)
