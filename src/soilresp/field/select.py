@@ -104,8 +104,8 @@ def format_cascade(cascade: pd.DataFrame, meta: dict | None = None) -> str:
     lines = []
     src = meta.get("source")
     if src:
-        rel = meta.get("srdb_release") or "unpinned"
-        lines.append(f"field records: {src} (release: {rel})")
+        rel = f" (release: {meta['srdb_release'] or 'unpinned'})" if "srdb_release" in meta else ""
+        lines.append(f"field records: {src}{rel}")
     years = meta.get("years")
     if years:
         lines.append(f"period: {years[0]}-{years[1]}")
@@ -501,10 +501,9 @@ def _source_meta(source) -> dict:
 
     sha = file_sha256(p)
     out = {"source_sha256": sha}
-    rel = identify_release(p, sha)
-    if rel:
-        out["srdb_release"] = rel.get("release")
-        out["srdb_url"] = rel.get("url")
+    rel = identify_release(p, sha) or {}
+    out["srdb_release"] = rel.get("release")  # None: not a known SRDB release
+    out["srdb_url"] = rel.get("url")
     return out
 
 
