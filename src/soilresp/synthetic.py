@@ -493,6 +493,8 @@ def _write_observations(path: Path, world: SyntheticWorld, truth: xr.Dataset, gr
         ys = np.sort(rng.choice(years, size=min(n_y, years.size), replace=False))
         lat = grid.lat[i] + rng.uniform(-0.4, 0.4) * grid.resolution
         lon = grid.lon[j] + rng.uniform(-0.4, 0.4) * grid.resolution
+        if not world.land(np.array([lat]), np.array([lon]))[0, 0]:  # a site jittered into the sea
+            lat, lon = grid.lat[i], grid.lon[j]
         eco, leaf = _ECOSYSTEM[int(b[idx])]
         series = rs_true[:, i, j].values
         for y in ys:
