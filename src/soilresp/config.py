@@ -326,8 +326,16 @@ path = "data/srdb-data.csv"
 format = "srdb"                  # "srdb" or "table" (then map columns below)
 methods = ["IRGA", "Gas chromatography"]
 exclude_quality_flags = ["Q10", "Q11", "Q12", "Q13", "Q14", "Q15", "Q16"]
+unmanipulated = ["None"]          # SRDB Manipulation values that mean "no treatment"
+exclude_ecosystems = []          # e.g. ["Wetland", "Desert", "Tundra"] to keep the 10 biomes only
 coordinate_qc = "drop"           # "drop" or "keep" records whose coordinates fail QC
+land_tolerance_deg = 0.1         # a coastal site this close to land counts as on land
+country_check = true             # flag sites inside another country's outline
+country_tolerance_km = 100.0
+fix_swapped_coordinates = false  # swap lat/lon back when that puts the site in its country
 rs_range = [20.0, 5000.0]        # g C m-2 yr-1; outside is flagged
+drop_implausible_rs = true
+bad_values = "error"             # "error": stop at a non-numeric cell; "drop": drop that record
 
 [drivers]                        # method step 2: one entry per gridded variable
 min_valid_fraction = 0.75        # of time steps in a year / season
