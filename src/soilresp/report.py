@@ -22,7 +22,7 @@ import pandas as pd  # noqa: E402
 import xarray as xr  # noqa: E402
 
 from soilresp import io  # noqa: E402
-from soilresp.stats import TREND_CLASS_LABELS  # noqa: E402
+from soilresp.stats import TREND_CLASS_LABELS, TREND_CLASS_NODATA  # noqa: E402
 
 _CLASS_COLOURS = {2: "#b2182b", 1: "#f4a582", 0: "#e0e0e0", -1: "#92c5de", -2: "#2166ac"}
 _REGION_COLOURS = {"global": "k", "tropical": "#d95f02", "temperate": "#1b9e77", "boreal": "#7570b3"}
@@ -88,6 +88,7 @@ def fig2_trends(run_dir: Path):
     """Fig 2: (A) regional trends with bootstrap CI, (B) trend class map, (C) class shares."""
     st = io.read_table(run_dir / "trends" / "series_trends.parquet")
     tr = io.open_zarr(run_dir / "trends" / "trends.zarr", ["trend_class"])["trend_class"].load()
+    tr = tr.where(tr != TREND_CLASS_NODATA)  # no data (ocean, excluded biomes) stays blank
     cs = io.read_table(run_dir / "trends" / "class_shares.parquet")
     fig = plt.figure(figsize=(13, 7))
     gs = fig.add_gridspec(2, 2, height_ratios=[1, 1.3])

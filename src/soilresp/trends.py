@@ -65,7 +65,7 @@ def series_trends(totals: pd.DataFrame, *, n_boot: int, alpha: float, seed: int,
 def class_shares(trend_class: xr.DataArray, region: xr.DataArray, area: xr.DataArray) -> pd.DataFrame:
     """Area share (0-1) of each trend class, global and per region (Fig 2C)."""
     rows = []
-    valid = trend_class.notnull() & (region > 0)
+    valid = trend_class.notnull() & (trend_class != stats.TREND_CLASS_NODATA) & (region > 0)
     a = area.broadcast_like(trend_class)
     masks = {"global": valid, **{n: valid & (region == c) for c, n in REGION_NAMES.items()}}
     for name, m in masks.items():
