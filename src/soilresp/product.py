@@ -134,7 +134,7 @@ def monte_carlo_totals(cube: xr.Dataset, bio: xr.Dataset, models: dict[int, dict
     """
     names = sorted({v for m in models.values() for v in m["predictors"]})
     draws = draw_parameters(models, n, cv, seed)
-    area2d = bio["cell_area"].broadcast_like(bio["biome"]).chunk(bio["biome"].chunks)
+    area2d = bio["cell_area"].broadcast_like(bio["biome"]).chunk(dict(zip(bio["biome"].dims, bio["biome"].chunks)))
     arrs = [cube[v].data for v in names]
     ny = cube.sizes["year"]
     parts = _mc_parts(bio, area2d, arrs, models, names, draws, n, ny)
