@@ -26,7 +26,7 @@ _SQRT2 = math.sqrt(2.0)
 # --------------------------------------------------------------------------------------
 # scalar helpers
 # --------------------------------------------------------------------------------------
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _median_sorted(a, m):
     """Median of the first ``m`` entries of the sorted 1-D array ``a`` (numpy's convention:
     mean of the two middle values when ``m`` is even)."""
@@ -36,7 +36,7 @@ def _median_sorted(a, m):
     return (a[h - 1] + a[h]) / 2.0
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _t_two_sided_p(t, df):
     """Two-sided p-value of Student's t with integer ``df`` >= 1: ``P(|T| >= |t|)``.
 
@@ -80,7 +80,7 @@ def _t_two_sided_p(t, df):
     return p
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def t_two_sided_p_array(t, df):
     """Vectorised :func:`_t_two_sided_p` (``t`` and ``df`` 1-D of equal length)."""
     out = np.empty(t.shape[0])
@@ -119,7 +119,7 @@ def sorting_network(size):
     return np.ascontiguousarray(arr[:, 0]), np.ascontiguousarray(arr[:, 1])
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _network_sort_lanes(A, CI, CJ):
     """Sort every column of ``A`` (rows = items, columns = independent lanes) with the
     comparator network (CI, CJ). Branch-free; the loop over lanes vectorises. Items must not
@@ -140,7 +140,7 @@ def _network_sort_lanes(A, CI, CJ):
 LANES = 32  # pixels processed together (one SIMD-friendly column each)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def trend_kernel(Y, x, min_years, zq, want_sen, CI, CJ, CIy, CJy, use_net):
     """Mann-Kendall S, Var(S) (tie-corrected), z, two-sided p, tau-a; Sen slope, intercept
     and the Sen (1968) confidence interval, for every row of ``Y``.
@@ -322,7 +322,7 @@ def trend_kernel(Y, x, min_years, zq, want_sen, CI, CJ, CIy, CJy, use_net):
 # --------------------------------------------------------------------------------------
 # Autocorrelation-corrected Mann-Kendall (Hamed & Rao 1998; Yue & Wang 2004)
 # --------------------------------------------------------------------------------------
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _acf(v, m, nlags, out):
     """Sample autocorrelation r_0..r_nlags of v[:m] (biased autocovariance / n, as in
     pyMannKendall and statsmodels ``acf(adjusted=False)``)."""
@@ -342,7 +342,7 @@ def _acf(v, m, nlags, out):
         out[k] = ck / c0
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def modified_mk_kernel(Y, min_years, variant, lag, zcrit):
     """Variance-corrected Mann-Kendall.
 
@@ -457,7 +457,7 @@ def modified_mk_kernel(Y, min_years, variant, lag, zcrit):
 # --------------------------------------------------------------------------------------
 # Partial correlation
 # --------------------------------------------------------------------------------------
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def partial_corr_kernel(Y, X, detrend, min_years):
     """Partial correlation of ``Y[i]`` with each ``X[i, j]`` given the other drivers (and a
     linear time trend if ``detrend``), on the years where all k+1 series are finite.

@@ -21,7 +21,17 @@ def as_pixels(y, name: str = "y") -> tuple[np.ndarray, tuple[int, ...]]:
     lead = a.shape[:-1]
     n = a.shape[-1]
     p = int(np.prod(lead, dtype=np.int64)) if lead else 1
-    return np.ascontiguousarray(a.reshape(p, n), dtype=np.float64), lead
+    return writable_f64(a.reshape(p, n)), lead
+
+
+def writable_f64(a) -> np.ndarray:
+    """C-contiguous, writeable float64 copy-if-needed of ``a``. The numba kernels only
+    read their inputs, but a read-only array (np.broadcast_to, some dask chunks) would make
+    numba compile (and cache) a second specialisation."""
+    out = np.ascontiguousarray(a, dtype=np.float64)
+    if not out.flags.writeable:
+        out = out.copy()
+    return out
 
 
 def check_x(x, n: int) -> np.ndarray:
@@ -32,7 +42,7 @@ def check_x(x, n: int) -> np.ndarray:
     xa = np.asarray(x)
     if xa.dtype.kind not in "biuf":
         raise TypeError(f"x must be real numbers, got dtype {xa.dtype}")
-    xa = np.ascontiguousarray(xa, dtype=np.float64)
+    xa = writable_f64(xa)
     if xa.ndim != 1 or xa.shape[0] != n:
         raise ValueError(f"x must be 1-D with one value per year (length {n}), got shape {xa.shape}")
     if not np.all(np.isfinite(xa)):

@@ -23,7 +23,7 @@ import numpy as np
 from scipy import stats
 
 from soilresp.stats import _kernels as K
-from soilresp.stats._util import check_alpha, check_int
+from soilresp.stats._util import check_alpha, check_int, writable_f64
 
 
 class PCResult(NamedTuple):
@@ -63,9 +63,8 @@ def _prepare(y, X):
         raise ValueError(f"leading shapes of y {ya.shape[:-1]} and X {Xa.shape[:-2]} do not "
                          "broadcast") from e
     P = int(np.prod(lead, dtype=np.int64)) if lead else 1
-    Y = np.ascontiguousarray(np.broadcast_to(ya, lead + (n,)).reshape(P, n), dtype=np.float64)
-    XX = np.ascontiguousarray(np.broadcast_to(Xa, lead + (k, n)).reshape(P, k, n),
-                              dtype=np.float64)
+    Y = writable_f64(np.broadcast_to(ya, lead + (n,)).reshape(P, n))
+    XX = writable_f64(np.broadcast_to(Xa, lead + (k, n)).reshape(P, k, n))
     return Y, XX, lead, k, n
 
 
@@ -136,6 +135,5 @@ def t_pvalue(t, df) -> np.ndarray:
     """Two-sided Student-t p-value ``P(|T| >= |t|)`` for integer ``df`` >= 1 (closed form,
     Abramowitz & Stegun 26.7.3-4; the function the kernels use). NaN where df < 1."""
     t, df = np.broadcast_arrays(np.asarray(t, dtype=np.float64), np.asarray(df))
-    out = K.t_two_sided_p_array(np.ascontiguousarray(t.ravel()),
-                                np.ascontiguousarray(df.ravel().astype(np.int64)))
+    out = K.t_two_sided_p_array(writable_f64(t.ravel()), np.array(df.ravel(), dtype=np.int64))
     return out.reshape(t.shape)

@@ -95,13 +95,18 @@ def _networks(n: int):
     return ci, cj, ciy, cjy, True
 
 
+@lru_cache(maxsize=64)
+def _norm_ppf(q: float) -> float:
+    return float(norm.ppf(q))
+
+
 def _run_trend(y, x, alpha, min_years, want_sen):
     Y, lead = as_pixels(y)
     n = Y.shape[1]
     xv = check_x(x, n)
     alpha = check_alpha(alpha)
     min_years = check_int(min_years, "min_years", 2)
-    zq = float(norm.ppf(alpha / 2.0))
+    zq = _norm_ppf(alpha / 2.0)
     ci, cj, ciy, cjy, use_net = _networks(n)
     out = K.trend_kernel(Y, xv, min_years, zq, want_sen, ci, cj, ciy, cjy, use_net)
     return [o.reshape(lead) for o in out]
@@ -319,8 +324,7 @@ def trend_class(slope, p, *, alpha: float = 0.05, slight_alpha: float = 0.5,
     slight = ~sig & (p < slight_alpha)
     mag = np.where(sig, 2, np.where(slight, 1, 0)).astype(np.int8)
     out = (np.sign(np.nan_to_num(slope)).astype(np.int8) * mag).astype(np.int8)
-    out[np.isnan(slope) | np.isnan(p)] = TREND_CLASS_NODATA
-    return out
+    return np.where(np.isnan(slope) | np.isnan(p), np.int8(TREND_CLASS_NODATA), out)
 
 
 def net_change(slope, n_years):
