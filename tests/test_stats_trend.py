@@ -43,8 +43,9 @@ def _random_series(rng, count, n, *, gaps=0.0, decimals=1):
     return y
 
 
-# (years, series): 10,400 series in all; half of each block has ~8 % missing years.
-PEER_BLOCKS = ((3, 400), (4, 400), (5, 600), (8, 800), (10, 1000), (15, 4000), (20, 1600),
+# (years, series): 10,500 series in all; half of each block has ~8 % missing years, so a
+# few short ones fall below min_years = 3 (checked to be NaN); over 10,300 are compared.
+PEER_BLOCKS = ((3, 500), (4, 400), (5, 600), (8, 800), (10, 1000), (15, 4000), (20, 1600),
                (25, 1600))
 
 
@@ -85,7 +86,7 @@ def test_mann_kendall_and_sen_match_pymannkendall(n, count):
             worst[f] = max(worst[f], abs(float(ours) - float(theirs)))
         assert tt["s"][i] == mk.s[i] and tt["p"][i] == mk.p[i]
         compared += 1
-    assert compared >= 0.95 * count
+    assert compared >= (0.85 if n == 3 else 0.97) * count
     assert max(worst.values()) <= TOL, worst
 
 

@@ -272,7 +272,7 @@ def mann_kendall_yue_wang(y, *, lag: int | None = None, min_years: int = 3) -> M
     the lag-1 term, ``lag=1``). Matches ``pymannkendall.yue_wang_modification_test`` on
     complete series.
 
-    Caveats for n = 15: r_1 is biased low by about -(1 + 4 phi)/n, so the correction is
+    Caveats for n = 15: r_1 is biased low by (1 + 3 phi)/n or more, so the correction is
     under-sized for positive autocorrelation; summing all lags adds noise and can make
     n/n* <= 0 (z and p then NaN). Sensitivity analysis only.
     """
