@@ -37,6 +37,24 @@ def _median_sorted(a, m):
 
 
 @njit(cache=True, error_model="numpy")
+def _shellsort(a, m):
+    """Sort a[:m] in place (Shell sort with Knuth's gaps 1, 4, 13, ...; no NaN). Small code
+    that compiles fast; used only off the hot path (long series)."""
+    gap = 1
+    while gap < m // 3:
+        gap = 3 * gap + 1
+    while gap >= 1:
+        for i in range(gap, m):
+            v = a[i]
+            j = i
+            while j >= gap and a[j - gap] > v:
+                a[j] = a[j - gap]
+                j -= gap
+            a[j] = v
+        gap //= 3
+
+
+@njit(cache=True, error_model="numpy")
 def _t_two_sided_p(t, df):
     """Two-sided p-value of Student's t with integer ``df`` >= 1: ``P(|T| >= |t|)``.
 
@@ -254,16 +272,14 @@ def trend_kernel(Y, x, min_years, zq, want_sen, CI, CJ, CIy, CJy, use_net):
                         if M[w] >= 2:
                             for u in range(q0):
                                 col[u] = A[u, w]
-                            cs = col[:q0]
-                            cs.sort()
+                            _shellsort(col, q0)
                             for u in range(q0):
-                                A[u, w] = cs[u]
+                                A[u, w] = col[u]
                             for u in range(n):
                                 col[u] = Ys[u, w]
-                            cs = col[:n]
-                            cs.sort()
+                            _shellsort(col, n)
                             for u in range(n):
-                                Ys[u, w] = cs[u]
+                                Ys[u, w] = col[u]
             # 4. per-pixel statistics
             for w in range(W):
                 i = p0 + w
@@ -343,86 +359,53 @@ def _acf(v, m, nlags, out):
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
-def modified_mk_kernel(Y, min_years, variant, lag, zcrit):
-    """Variance-corrected Mann-Kendall.
+def modified_mk_kernel(Y, s_in, var_in, slope_in, variant, lag, zcrit):
+    """Variance-corrected Mann-Kendall, given S, Var(S) and the Sen slope of every row
+    (from :func:`trend_kernel`; NaN rows are skipped).
 
-    ``variant`` 1 = Hamed & Rao (1998): ACF of the ranks of the Sen-detrended series, only
-    lags whose |r_k| exceeds ``zcrit / sqrt(n)`` count; ``n/n* = 1 + 2/(n(n-1)(n-2)) *
-    sum (n-k)(n-k-1)(n-k-2) r_k``. ``variant`` 2 = Yue & Wang (2004): ACF of the detrended
-    values, ``n/n* = 1 + 2 sum (1 - k/n) r_k``. ``lag`` <= 0 means all lags 1..n-1
-    (pyMannKendall's default), else lags 1..lag. Detrending uses ``y_i - (i+1) * slope`` on
-    the available values (pyMannKendall's convention). Returns s, var_s (corrected), z, p,
-    tau, n, ratio (n/n*).
+    ``variant`` 1 = Hamed & Rao (1998): ACF of the (average) ranks of the Sen-detrended
+    series, only lags whose |r_k| exceeds ``zcrit / sqrt(n)`` count;
+    ``n/n* = 1 + 2/(n(n-1)(n-2)) sum (n-k)(n-k-1)(n-k-2) r_k``. ``variant`` 2 = Yue & Wang
+    (2004): ACF of the detrended values, ``n/n* = 1 + 2 sum (1 - k/n) r_k``. ``lag`` <= 0
+    means all lags 1..n-1 (pyMannKendall's default), else lags 1..lag. Detrending uses
+    ``y_i - (i+1) * slope`` on the available values (pyMannKendall's convention).
+    Returns var_s (corrected), z, p, ratio (n/n*).
     """
     P, n = Y.shape
-    s_o = np.full(P, np.nan)
     v_o = np.full(P, np.nan)
     z_o = np.full(P, np.nan)
     p_o = np.full(P, np.nan)
-    tau_o = np.full(P, np.nan)
     r_o = np.full(P, np.nan)
-    n_o = np.zeros(P, np.int32)
-    npairs = n * (n - 1) // 2
     nblk = (P + _BLOCK - 1) // _BLOCK
     for b in prange(nblk):
-        yv = np.empty(n)
         dv = np.empty(n)
         rk = np.empty(n)
-        cnt = np.empty(n, np.int64)
-        pos = np.empty(n)
-        sl = np.empty(max(npairs, 1))
         ac = np.empty(n + 1)
         i0 = b * _BLOCK
         i1 = min(P, i0 + _BLOCK)
         for i in range(i0, i1):
+            s = s_in[i]
+            slope = slope_in[i]
+            if not (math.isfinite(s) and math.isfinite(slope)):
+                continue
             m = 0
             for t in range(n):
                 v = Y[i, t]
                 if math.isfinite(v):
-                    yv[m] = v
-                    pos[m] = t
+                    dv[m] = v - (m + 1) * slope
                     m += 1
-            n_o[i] = m
-            if m < min_years or m < 3:
+            if m < 3:
                 continue
-            for a in range(m):
-                cnt[a] = 0
-            s = 0
-            q = 0
-            for a in range(m - 1):
-                for c in range(a + 1, m):
-                    if yv[c] > yv[a]:
-                        s += 1
-                    elif yv[c] < yv[a]:
-                        s -= 1
-                    else:
-                        cnt[a] += 1
-                        cnt[c] += 1
-                    sl[q] = (yv[c] - yv[a]) / (pos[c] - pos[a])
-                    q += 1
-            tsum = 0
-            for a in range(m):
-                tsum += cnt[a] * (2 * cnt[a] + 7)
-            var_s = (m * (m - 1) * (2 * m + 5) - tsum) / 18.0
-            sv = sl[:q]
-            sv.sort()
-            slope = _median_sorted(sv, q)
-            for a in range(m):
-                dv[a] = yv[a] - (a + 1) * slope
             nl = m - 1 if lag <= 0 else min(lag, m - 1)
-            ratio = 1.0
             if variant == 1:
-                # average ranks of the detrended values (scipy.stats.rankdata 'average')
-                order = np.argsort(dv[:m], kind="mergesort")
-                j = 0
-                while j < m:
-                    k = j
-                    while k + 1 < m and dv[order[k + 1]] == dv[order[j]]:
-                        k += 1
-                    r = 0.5 * (j + k) + 1.0
-                    for u in range(j, k + 1):
-                        rk[order[u]] = r
-                    j = k + 1
+                # average ranks (scipy.stats.rankdata 'average') by counting
+                for a in range(m):
+                    lt = 0
+                    eq = 0
+                    for c in range(m):
+                        lt += dv[c] < dv[a]
+                        eq += dv[c] == dv[a]
+                    rk[a] = lt + 0.5 * (eq + 1)
                 _acf(rk, m, nl, ac)
                 bound = zcrit / math.sqrt(m)
                 sni = 0.0
@@ -436,11 +419,9 @@ def modified_mk_kernel(Y, min_years, variant, lag, zcrit):
                 for k in range(1, nl + 1):
                     sni += (1.0 - k / m) * ac[k]
                 ratio = 1.0 + 2.0 * sni
-            var_c = var_s * ratio
-            s_o[i] = s
+            var_c = var_in[i] * ratio
             v_o[i] = var_c
             r_o[i] = ratio
-            tau_o[i] = s / (0.5 * m * (m - 1))
             if s == 0:
                 z = 0.0
             elif not (var_c > 0.0):
@@ -451,7 +432,7 @@ def modified_mk_kernel(Y, min_years, variant, lag, zcrit):
                 z = (s + 1) / math.sqrt(var_c)
             z_o[i] = z
             p_o[i] = math.erfc(abs(z) / _SQRT2) if math.isfinite(z) else math.nan
-    return s_o, v_o, z_o, p_o, tau_o, n_o, r_o
+    return v_o, z_o, p_o, r_o
 
 
 # --------------------------------------------------------------------------------------

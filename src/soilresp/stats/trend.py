@@ -231,16 +231,20 @@ def trend_test(y, x=None, *, alpha: float = 0.05, min_years: int = 3, exact: boo
 
 
 def _modified(y, variant, lag, alpha, min_years):
-    Y, lead = as_pixels(y)
     alpha = check_alpha(alpha)
     min_years = check_int(min_years, "min_years", 3)
     if lag is None:
         lagv = 0
     else:
         lagv = check_int(lag, "lag", 1)
-    zc = float(norm.ppf(1.0 - alpha / 2.0))
-    out = K.modified_mk_kernel(Y, min_years, variant, lagv, zc)
-    return ModifiedMKResult(*[o.reshape(lead) for o in out])
+    Y, lead = as_pixels(y)
+    n = Y.shape[1]
+    ci, cj, ciy, cjy, use_net = _networks(n)
+    s, v, _z, _p, tau, nn, slope, *_rest = K.trend_kernel(
+        Y, np.arange(n, dtype=np.float64), min_years, -1.96, True, ci, cj, ciy, cjy, use_net)
+    zc = _norm_ppf(1.0 - alpha / 2.0)
+    var_c, z, p, ratio = K.modified_mk_kernel(Y, s, v, slope, variant, lagv, zc)
+    return ModifiedMKResult(*[o.reshape(lead) for o in (s, var_c, z, p, tau, nn, ratio)])
 
 
 def mann_kendall_hamed_rao(y, *, lag: int | None = None, alpha: float = 0.05,
