@@ -6,6 +6,9 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from soilresp.stats import bootstrap_trend_ci, default_block_length, sens_slope
 
@@ -94,3 +97,17 @@ def test_edge_cases():
         bootstrap_trend_ci(np.arange(6.0), n_boot=5)
     with pytest.raises(TypeError):
         bootstrap_trend_ci(np.arange(6.0), seed=1.5)
+
+
+@settings(max_examples=40, deadline=None)
+@given(y=hnp.arrays(np.float64, st.integers(0, 25),
+                    elements=st.one_of(st.floats(-1e6, 1e6), st.just(np.nan),
+                                       st.just(np.inf), st.just(0.0))),
+       seed=st.integers(0, 2**32), n_boot=st.integers(10, 60))
+def test_bootstrap_never_crashes(y, seed, n_boot):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = bootstrap_trend_ci(y, n_boot=n_boot, seed=seed)
+    assert res["n"] == int(np.isfinite(y).sum())
+    if np.isfinite(res["lo"]):
+        assert res["lo"] <= res["hi"] and 0 < res["p"] <= 1
