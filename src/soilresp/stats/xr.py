@@ -133,7 +133,8 @@ def xr_fdr_bh(p: xr.DataArray, alpha: float = 0.05) -> tuple[xr.DataArray, xr.Da
     """Benjamini-Hochberg over all finite values of a p-value map (:func:`fdr_bh`).
 
     Returns (reject, q) DataArrays like ``p``. For a dask-backed ``p`` the finite p-values
-    are computed and sorted once (8 bytes each, in memory) to build the BH table, and q is
+    are computed and sorted once to build the BH table (sorted p and q, 16 bytes per finite
+    pixel, in memory), and q is
     then mapped lazily block by block; the result equals the in-memory one exactly.
     """
     if p.chunks is None:
