@@ -64,3 +64,6 @@ def test_section_hash_changes_only_with_section():
     assert a.section_hash("models") == b.section_hash("models")
     assert a.section_hash("trends") != b.section_hash("trends")
     assert tomllib.loads(EXAMPLE_TOML)["run"]["seed"] == 42
+    c = config_from_dict({"product": {"mc_samples": 10}})
+    assert c.section_hash("product.region_bounds") == a.section_hash("product.region_bounds")
+    assert c.section_hash("product") != a.section_hash("product")

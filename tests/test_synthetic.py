@@ -4,8 +4,8 @@ import pytest
 import xarray as xr
 
 from soilresp.grid import Grid
-from soilresp.synthetic import (SRDB_HEADER, TRUE_MODELS, SyntheticWorld, _monthly_from_annual,
-                                classify_region, write_world)
+from soilresp.biomes import classify_region
+from soilresp.synthetic import SRDB_HEADER, TRUE_MODELS, SyntheticWorld, _monthly_from_annual, write_world
 
 
 def test_world_is_deterministic_and_block_independent():

@@ -19,6 +19,7 @@ Output contract, ``attribution/``:
 
 from __future__ import annotations
 
+import dask
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -72,7 +73,7 @@ def run(ctx) -> None:
                           "attribution driver not in the driver cube", column=missing[0])
     rs = io.open_zarr(ctx.path("product", "rs.zarr"), ["rs"])["rs"]
     bio = io.open_zarr(ctx.path("biomes", "biomes.zarr"), ["region", "cell_area"])
-    region, area = bio["region"].load(), bio["cell_area"].load()
+    region, area = bio["region"], bio["cell_area"]
     tr = io.open_zarr(ctx.path("trends", "trends.zarr"), ["p", "net_change", "significant"])
 
     ctx.progress("attribution", 0, 4)
@@ -94,25 +95,16 @@ def run(ctx) -> None:
         dt = stats.xr_trend(cube[n], dim="year", alpha=alpha, min_years=ctx.cfg.trends.min_years)
         out[f"p_trend_{n}"] = dt["p"].astype(np.float32)
     io.write_zarr(ctx.path("attribution", "pixel_partial_corr.zarr"), out, ctx.prov("attribution"))
-    out = io.open_zarr(ctx.path("attribution", "pixel_partial_corr.zarr")).load()
 
     ctx.progress("attribution", 3, 4)
-    sig_rs = tr["significant"].load().astype(bool)
-    valid_rs = tr["p"].load().notnull()
+    # lazy from here on: every sum below is computed in one dask pass, chunk by chunk
+    out = io.open_zarr(ctx.path("attribution", "pixel_partial_corr.zarr"))
+    sig_rs = tr["significant"].astype(bool)
+    valid_rs = tr["p"].notnull()
     masks = {"global": valid_rs & (region > 0),
              **{nm: valid_rs & (region == c) for c, nm in REGION_NAMES.items()}}
-    rows = []
-    for reg, m in masks.items():
-        base = area.where(m & sig_rs).sum()
-        for n in names:
-            both = area.where(m & sig_rs & (out[f"p_trend_{n}"] < alpha)).sum()
-            rows.append({"region": reg, "driver": n, "share_of_significant_rs":
-                         float(both / base) if float(base) > 0 else np.nan,
-                         "significant_rs_area_km2": float(base) / 1e6})
-    io.write_table(ctx.path("attribution", "colocation.parquet"), pd.DataFrame(rows), ctx.prov("attribution"))
-
     lc = [n for n in LAND_COVER if f"p_trend_{n}" in out]
-    change = np.abs(tr["net_change"].load()) * area  # g C yr-1 of change per pixel
+    change = np.abs(tr["net_change"]) * area  # g C yr-1 of change per pixel
     if lc:
         pstack = xr.concat([out[f"p_trend_{n}"].fillna(1.0) for n in lc], dim="lc")
         lc_sig = (pstack < alpha).any("lc")
@@ -120,20 +112,37 @@ def run(ctx) -> None:
     else:
         lc_sig = xr.zeros_like(valid_rs)
         dominant = xr.zeros_like(region)
+    sums: dict[tuple, xr.DataArray] = {}
+    for reg, m in masks.items():
+        sums[(reg, "sig_rs")] = area.where(m & sig_rs).sum()
+        for n in names:
+            sums[(reg, "both", n)] = area.where(m & sig_rs & (out[f"p_trend_{n}"] < alpha)).sum()
+        sums[(reg, "change")] = change.where(m).sum()
+        sums[(reg, "change_lc")] = change.where(m & lc_sig).sum()
+        for k, n in enumerate(lc):
+            sums[(reg, "change_lc", n)] = change.where(m & lc_sig & (dominant == k)).sum()
+    v = dict(zip(sums, (float(x) for x in dask.compute(*sums.values()))))
+
+    def ratio(a: float, b: float) -> float:
+        return a / b if b > 0 else np.nan
+
+    rows = [{"region": reg, "driver": n, "share_of_significant_rs": ratio(v[(reg, "both", n)], v[(reg, "sig_rs")]),
+             "significant_rs_area_km2": v[(reg, "sig_rs")] / 1e6} for reg in masks for n in names]
+    io.write_table(ctx.path("attribution", "colocation.parquet"), pd.DataFrame(rows), ctx.prov("attribution"))
+
     cls = xr.where(valid_rs, xr.where(lc_sig, 2, 1), 0).astype(np.int8)
     cls.attrs = {"flag_values": [0, 1, 2], "flag_meanings": "no_data climate land_cover"}
     rows = []
-    for reg, m in masks.items():
-        tot = float(change.where(m).sum())
-        lc_part = float(change.where(m & lc_sig).sum())
-        rows.append({"region": reg, "driver_class": "climate",
-                     "share": (tot - lc_part) / tot if tot > 0 else np.nan, "abs_change_tg": (tot - lc_part) / 1e12})
-        rows.append({"region": reg, "driver_class": "land_cover",
-                     "share": lc_part / tot if tot > 0 else np.nan, "abs_change_tg": lc_part / 1e12})
-        for k, n in enumerate(lc):
-            part = float(change.where(m & lc_sig & (dominant == k)).sum())
-            rows.append({"region": reg, "driver_class": f"land_cover:{n}",
-                         "share": part / tot if tot > 0 else np.nan, "abs_change_tg": part / 1e12})
+    for reg in masks:
+        tot, lc_part = v[(reg, "change")], v[(reg, "change_lc")]
+        rows.append({"region": reg, "driver_class": "climate", "share": ratio(tot - lc_part, tot),
+                     "abs_change_tg": (tot - lc_part) / 1e12})
+        rows.append({"region": reg, "driver_class": "land_cover", "share": ratio(lc_part, tot),
+                     "abs_change_tg": lc_part / 1e12})
+        for n in lc:
+            part = v[(reg, "change_lc", n)]
+            rows.append({"region": reg, "driver_class": f"land_cover:{n}", "share": ratio(part, tot),
+                         "abs_change_tg": part / 1e12})
     io.write_table(ctx.path("attribution", "change_shares.parquet"), pd.DataFrame(rows), ctx.prov("attribution"))
     io.write_zarr(ctx.path("attribution", "change_class.zarr"), xr.Dataset({"change_class": cls}),
                   ctx.prov("attribution"))

@@ -21,9 +21,21 @@ import xarray as xr
 from soilresp.config import BIOMES
 from soilresp.errors import input_error
 from soilresp.grid import Grid
-from soilresp.synthetic import classify_region  # one region rule for truth and estimate
 
 REGION_NAMES = {1: "boreal", 2: "temperate", 3: "tropical"}
+
+
+def classify_region(mean_tas: np.ndarray, bounds: tuple[float, float] = (2.0, 17.0)) -> np.ndarray:
+    """Region code from a pixel's mean air temperature (degC): 1 boreal (< low),
+    2 temperate (low..high), 3 tropical (> high), 0 where undefined (Huang et al. 2020).
+    The synthetic world's truth uses the same rule."""
+    lo, hi = bounds
+    out = np.zeros(np.shape(mean_tas), dtype=np.int8)
+    ok = np.isfinite(mean_tas)
+    out[ok & (mean_tas < lo)] = 1
+    out[ok & (mean_tas >= lo) & (mean_tas <= hi)] = 2
+    out[ok & (mean_tas > hi)] = 3
+    return out
 
 
 def read_biome_map(path: Path, variable: str, grid: Grid) -> xr.DataArray:

@@ -257,10 +257,15 @@ class Config(_Section):
         return self.resolve(self.run.output_dir)
 
     def section_hash(self, *names: str) -> str:
-        """SHA-256 of the named sections (used to decide whether a stage must rerun)."""
-        blob = json.dumps(
-            {n: getattr(self, n).model_dump(mode="json") for n in names}, sort_keys=True
-        )
+        """SHA-256 of the named sections or ``section.key`` entries (decides stage reruns)."""
+        def value(name: str):
+            obj = self
+            for part in name.split("."):
+                obj = getattr(obj, part)
+            return obj.model_dump(mode="json") if isinstance(obj, BaseModel) else json.loads(
+                json.dumps(obj, default=str))
+
+        blob = json.dumps({n: value(n) for n in names}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()
 
 

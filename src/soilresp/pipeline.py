@@ -379,7 +379,7 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
           "field Rs records -> filtered, averaged site-year observations"),
     Stage("drivers", ("grid", "drivers"), (), ("drivers.zarr",), _drivers,
           "gridded driver files -> annual/MAM/JJA driver cube on the target grid"),
-    Stage("biomes", ("grid", "biomes", "product"), ("drivers",), ("biomes.zarr",), _biomes,
+    Stage("biomes", ("grid", "biomes", "product.region_temperature", "product.region_bounds"), ("drivers",), ("biomes.zarr",), _biomes,
           "biome map and climate regions on the target grid"),
     Stage("sites", ("drivers",), ("field", "drivers", "biomes"), ("training.parquet",), _sites,
           "drivers and biome at each observation's site and year"),

@@ -8,6 +8,7 @@ download at run time). The HTML embeds the PNGs as base64, so it is one file.
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import io as _bio
 import json
@@ -28,13 +29,19 @@ _CLASS_COLOURS = {2: "#b2182b", 1: "#f4a582", 0: "#e0e0e0", -1: "#92c5de", -2: "
 _REGION_COLOURS = {"global": "k", "tropical": "#d95f02", "temperate": "#1b9e77", "boreal": "#7570b3"}
 
 
-def _coastlines(ax, extent=(-180, 180, -60, 84), res: float = 0.25) -> None:
+@functools.lru_cache(maxsize=4)
+def _land(extent: tuple, res: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     from global_land_mask import globe
 
     lat = np.arange(extent[2] + res / 2, extent[3], res)
     lon = np.arange(extent[0] + res / 2, extent[1], res)
     la, lo = np.meshgrid(lat, lon, indexing="ij")
-    ax.contour(lon, lat, globe.is_land(la, lo).astype(float), levels=[0.5], colors="0.3", linewidths=0.4)
+    return lon, lat, globe.is_land(la, lo).astype(float)
+
+
+def _coastlines(ax, extent=(-180, 180, -60, 84), res: float = 0.25) -> None:
+    lon, lat, land = _land(tuple(extent), res)  # computed once per extent, not per map
+    ax.contour(lon, lat, land, levels=[0.5], colors="0.3", linewidths=0.4)
 
 
 def _map(ax, da: xr.DataArray, **kw):

@@ -40,6 +40,7 @@ import pandas as pd
 import xarray as xr
 
 from soilresp import io
+from soilresp.biomes import REGION_NAMES, classify_region
 from soilresp.config import BIOMES
 from soilresp.grid import Grid
 
@@ -85,24 +86,9 @@ TRUE_MODELS: dict[int, dict] = {
     10: {"T": "tas", "M": "et_pet", "P": "evi", "params": [120.0, 0.055, -0.0007, 1.4, -0.9, 380.0]},
 }
 
-REGION_CODES = {1: "boreal", 2: "temperate", 3: "tropical"}
-
-
 def eq4(T, M, P, a, b, c, d, e, f):
     """Huang et al. 2020 Eq 4 form used for the truth, g C m-2 yr-1."""
     return a * np.exp(b * T + c * T * T) * np.exp(d * M + e * M * M) + f * P
-
-
-def classify_region(mean_tas: np.ndarray, bounds: tuple[float, float] = (2.0, 17.0)) -> np.ndarray:
-    """Region code from a pixel's mean air temperature (degC): 1 boreal (< low),
-    2 temperate (low..high), 3 tropical (> high), 0 where undefined (Huang et al. 2020)."""
-    lo, hi = bounds
-    out = np.zeros(np.shape(mean_tas), dtype=np.int8)
-    ok = np.isfinite(mean_tas)
-    out[ok & (mean_tas < lo)] = 1
-    out[ok & (mean_tas >= lo) & (mean_tas <= hi)] = 2
-    out[ok & (mean_tas > hi)] = 3
-    return out
 
 
 # ---------------------------------------------------------------- smooth random fields
@@ -505,7 +491,7 @@ def _write_observations(path: Path, world: SyntheticWorld, truth: xr.Dataset, gr
                 rows.append(dict(
                     Record_number=rec, Study_number=1000 + s, Site_name=f"Synthetic site {s:04d}",
                     Latitude=round(lat, 4), Longitude=round(lon, 4), Country="",
-                    Biome=REGION_CODES[int(classify_region(np.array([t[idx]]))[0]) or 2].capitalize(),
+                    Biome=REGION_NAMES[int(classify_region(np.array([t[idx]]))[0]) or 2].capitalize(),
                     Ecosystem_type=eco, Leaf_habit=leaf, Study_midyear=y + 0.5, YearsOfData=1,
                     Manipulation="None", Meas_method="IRGA" if rng.random() < 0.85 else "Gas chromatography",
                     Rs_annual=round(val, 1), Quality_flag="", Duplicate_record="",
@@ -551,7 +537,3 @@ def _write_truth_json(path: Path, truth: xr.Dataset, grid: Grid, world: Syntheti
     }
     io.write_json(path, doc)
     return path
-
-
-def world_summary(truth_json: Path) -> dict:
-    return json.loads(Path(truth_json).read_text())

@@ -63,15 +63,23 @@ def series_trends(totals: pd.DataFrame, *, n_boot: int, alpha: float, seed: int,
 
 
 def class_shares(trend_class: xr.DataArray, region: xr.DataArray, area: xr.DataArray) -> pd.DataFrame:
-    """Area share (0-1) of each trend class, global and per region (Fig 2C)."""
-    rows = []
-    valid = trend_class.notnull() & (trend_class != stats.TREND_CLASS_NODATA) & (region > 0)
+    """Area share (0-1) of each trend class, global and per region (Fig 2C); one dask pass."""
+    import dask
+
+    valid = (trend_class != stats.TREND_CLASS_NODATA) & (region > 0)
     a = area.broadcast_like(trend_class)
     masks = {"global": valid, **{n: valid & (region == c) for c, n in REGION_NAMES.items()}}
+    sums = {}
     for name, m in masks.items():
-        tot = float(a.where(m).sum())
+        sums[(name, None)] = a.where(m).sum()
+        for code in stats.TREND_CLASS_LABELS:
+            sums[(name, code)] = a.where(m & (trend_class == code)).sum()
+    v = dict(zip(sums, (float(x) for x in dask.compute(*sums.values()))))
+    rows = []
+    for name in masks:
+        tot = v[(name, None)]
         for code, label in stats.TREND_CLASS_LABELS.items():
-            s = float(a.where(m & (trend_class == code)).sum())
+            s = v[(name, code)]
             rows.append({"region": name, "class": int(code), "label": label,
                          "share": s / tot if tot > 0 else np.nan, "area_km2": s / 1e6})
     return pd.DataFrame(rows)
@@ -90,5 +98,5 @@ def run(ctx) -> None:
                        min_years=t.min_years)
     io.write_table(ctx.path("trends", "series_trends.parquet"), st, ctx.prov("trends"))
     tr = io.open_zarr(ctx.path("trends", "trends.zarr"), ["trend_class"])
-    cs = class_shares(tr["trend_class"].load(), bio["region"].load(), bio["cell_area"].load())
+    cs = class_shares(tr["trend_class"], bio["region"], bio["cell_area"])
     io.write_table(ctx.path("trends", "class_shares.parquet"), cs, ctx.prov("trends"))
