@@ -253,84 +253,18 @@ def _sites(ctx: Context) -> None:
     io.write_table(ctx.path("sites", "training.parquet"), tab, ctx.prov("sites"))
 
 
-def _candidates(names: list[str], columns) -> list[str]:
-    """Annual, spring and summer versions of each candidate that the data provide."""
-    out = []
-    for n in names:
-        out += [c for c in (n, f"{n}_mam", f"{n}_jja") if c in columns]
-    return out
-
-
 def _models(ctx: Context) -> None:
-    from soilresp.models import FitError, select_biome
+    from soilresp.models import stage
 
-    m = ctx.cfg.models
-    tab = io.read_table(ctx.path("sites", "training.parquet"), ["rs", "site_id", "biome"])
-    cand = {k: _candidates(getattr(m, k), tab.columns) for k in ("temperature", "moisture", "productivity")}
-    if not cand["temperature"]:
-        raise input_error(ctx.path("sites", "training.parquet"),
-                          f"none of the temperature candidates {m.temperature} is in the driver cube",
-                          column="temperature")
-    training_hash = hashlib.sha256(pd.util.hash_pandas_object(tab, index=False).values.tobytes()).hexdigest()
-    pooled = None
-    steps, skill, selected = [], [], []
-    codes = sorted(BIOMES)
-    for n, code in enumerate(codes):
-        ctx.progress("fit biome models", n, len(codes))
-        sub = tab[tab["biome"] == code]
-        fallback = ""
-        if len(sub) < m.min_observations:
-            if pooled is None:
-                pooled = select_biome(tab[tab["biome"] > 0], 0, **cand, folds=m.cv_folds, seed=ctx.cfg.run.seed)
-            sel, fallback = pooled, f"pooled model ({len(sub)} < {m.min_observations} observations)"
-        else:
-            try:
-                sel = select_biome(sub, code, **cand, folds=m.cv_folds, seed=ctx.cfg.run.seed)
-            except FitError as e:
-                raise input_error(ctx.path("sites", "training.parquet"), f"biome {code} ({BIOMES[code]}): {e}",
-                                  column="biome", value=code) from None
-        for r in sel.steps:
-            steps.append({"biome": code, **r})
-        for r in sel.skill:
-            skill.append({"biome": code, "biome_name": BIOMES[code], "family": "nls", **r})
-        preds = [sel.predictors[k] for k in ("T", "M", "P") if k in sel.predictors]
-        doc = {
-            "biome": code, "biome_name": BIOMES[code], **sel.model.to_dict(),
-            "predictors": preds[: {"eq1": 1, "eq2": 1, "eq3": 2, "eq4": 3}[sel.form]],
-            "n_training": int(len(sub)), "fallback": fallback,
-            "units": {"rs": "g C m-2 yr-1"}, "training_hash": training_hash,
-            "provenance": ctx.prov("models"),
-        }
-        io.write_json(ctx.path("models", f"biome_{code:02d}.json"), doc)
-        best = next(s for s in sel.skill if s["selected"])
-        selected.append({"biome": code, "biome_name": BIOMES[code], "family": "nls", "form": sel.form,
-                         "predictors": ",".join(doc["predictors"]), "params": json.dumps(doc["params"]),
-                         "n": int(len(sub)), "cv_r2": best["cv_r2"], "cv_rmse": best["cv_rmse"],
-                         "site_cv_r2": best["site_cv_r2"], "site_cv_rmse": best["site_cv_rmse"],
-                         "fallback": fallback})
-    ctx.progress("fit biome models", len(codes), len(codes))
-    prov = ctx.prov("models")
-    io.write_table(ctx.path("models", "selection_steps.parquet"), pd.DataFrame(steps), prov)
-    io.write_table(ctx.path("models", "skill.parquet"), pd.DataFrame(skill), prov)
-    io.write_table(ctx.path("models", "selected.parquet"), pd.DataFrame(selected), prov)
-
-
-def load_models(ctx: Context) -> dict[int, dict]:
-    out = {}
-    for code in sorted(BIOMES):
-        p = ctx.path("models", f"biome_{code:02d}.json")
-        doc = io.read_json(p)
-        if doc.get("family") != "nls" or doc.get("form") not in ("eq1", "eq2", "eq3", "eq4"):
-            raise input_error(p, "not a soilresp nonlinear model file", column="form", value=doc.get("form"))
-        out[code] = {"form": doc["form"], "params": [float(x) for x in doc["params"]],
-                     "predictors": list(doc["predictors"])}
-    return out
+    stage.run(ctx)
 
 
 def _product(ctx: Context) -> None:
     from soilresp import product
 
-    models = load_models(ctx)
+    from soilresp.models import load_biome_models
+
+    models = load_biome_models(ctx.out / "models", BIOMES)
     cube = io.open_zarr(ctx.path("drivers", "drivers.zarr"))
     bio = io.open_zarr(ctx.path("biomes", "biomes.zarr"), ["biome", "region", "cell_area"])
     rs = product.predict_rs(cube, bio["biome"], models)

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from soilresp.models.base import BiomeModel
 from soilresp.models.nonlinear import predict_form
 
 REGIONS = ("global", "tropical", "temperate", "boreal")
@@ -36,18 +37,18 @@ def _predict_block(biome, *arrays, models, names):
         sel = b == code
         if not sel.any():
             continue
-        cols = [np.broadcast_to(drivers[v], shape)[sel] for v in m["predictors"]]
-        out[sel] = predict_form(m["form"], m["params"], *cols)
+        X = np.column_stack([np.broadcast_to(drivers[v], shape)[sel] for v in m.predictors])
+        out[sel] = m.predict(X)
     return out
 
 
-def predict_rs(cube: xr.Dataset, biome: xr.DataArray, models: dict[int, dict]) -> xr.DataArray:
-    """Rs (year, lat, lon) by applying each biome's nonlinear model to its pixels, chunk by chunk.
+def predict_rs(cube: xr.Dataset, biome: xr.DataArray, models: dict[int, BiomeModel]) -> xr.DataArray:
+    """Rs (year, lat, lon) by applying each biome's model to its pixels, chunk by chunk.
 
-    ``models`` maps biome code -> ``{"form": "eq1".."eq4", "params": [...],
-    "predictors": [names in the cube]}``.
+    ``models`` maps biome code -> a fitted :class:`soilresp.models.BiomeModel` whose
+    predictors are variables of ``cube``.
     """
-    names = sorted({v for m in models.values() for v in m["predictors"]})
+    names = sorted({v for m in models.values() for v in m.predictors})
     missing = [v for v in names if v not in cube]
     if missing:
         raise KeyError(f"models need driver(s) {missing} that the driver cube lacks")
@@ -92,13 +93,16 @@ def latitude_profile(rs: xr.DataArray, area: xr.DataArray) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------- Monte Carlo (paper's scheme)
-def draw_parameters(models: dict[int, dict], n: int, cv: float, seed: int) -> dict[int, np.ndarray]:
+def draw_parameters(models: dict[int, BiomeModel], n: int, cv: float, seed: int) -> dict[int, np.ndarray]:
     """Parameter sets (n, n_params) per biome: each parameter ~ Normal(value, |cv * value|),
-    Huang et al. 2020, Methods (uncertainty, N = 500, 10 % CV)."""
+    Huang et al. 2020, Methods (uncertainty, N = 500, 10 % CV). Nonlinear models only."""
     rng = np.random.default_rng([seed, 17])
     out = {}
     for code in sorted(models):
-        p = np.asarray(models[code]["params"], dtype=float)
+        if models[code].family != "nls":
+            raise NotImplementedError(f"biome {code}: parameter Monte Carlo needs a nonlinear model, "
+                                      f"not {models[code].family!r}")
+        p = np.asarray(models[code].params, dtype=float)
         out[code] = p[None, :] + rng.normal(size=(n, p.size)) * np.abs(cv * p)[None, :]
     return out
 
@@ -113,11 +117,11 @@ def _mc_block(biome, region, area, *arrays, models, names, draws):
         sel = biome[0] == code  # (lat, lon)
         if not sel.any():
             continue
-        cols = [drivers[v][:, sel] for v in m["predictors"]]  # (year, npix)
+        cols = [drivers[v][:, sel] for v in m.predictors]  # (year, npix)
         w = np.broadcast_to(area[0], sel.shape)[sel]  # (npix,)
         reg = region[0][sel]
         for r in range(n):
-            pred = predict_form(m["form"], draws[code][r], *cols)  # (year, npix)
+            pred = predict_form(m.form, draws[code][r], *cols)  # (year, npix)
             pred = np.where(np.isfinite(pred), pred, 0.0) * w
             acc[r, :, 0] += pred.sum(axis=1)
             for k, name in enumerate(REGIONS[1:], start=1):
@@ -125,14 +129,14 @@ def _mc_block(biome, region, area, *arrays, models, names, draws):
     return acc[:, :, :, None, None]
 
 
-def monte_carlo_totals(cube: xr.Dataset, bio: xr.Dataset, models: dict[int, dict], n: int,
+def monte_carlo_totals(cube: xr.Dataset, bio: xr.Dataset, models: dict[int, BiomeModel], n: int,
                        cv: float, seed: int) -> xr.DataArray:
     """Totals (realisation, region, year) in Pg C yr-1 under parameter perturbation.
 
     Each block returns its partial sums for every realisation, so memory stays at one block;
     the grid is never held whole.
     """
-    names = sorted({v for m in models.values() for v in m["predictors"]})
+    names = sorted({v for m in models.values() for v in m.predictors})
     draws = draw_parameters(models, n, cv, seed)
     area2d = bio["cell_area"].broadcast_like(bio["biome"]).chunk(dict(zip(bio["biome"].dims, bio["biome"].chunks)))
     arrs = [cube[v].data for v in names]

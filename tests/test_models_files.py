@@ -1,0 +1,66 @@
+"""Model file contract: JSON for nonlinear models, skops (allow-listed types) for the rest."""
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.ensemble import RandomForestRegressor
+
+from soilresp.errors import InputError
+from soilresp.models import BiomeModel, NonlinearRs, load_biome_model, load_biome_models, save_biome_model
+
+
+def _xy(n=80, seed=0):
+    rng = np.random.default_rng(seed)
+    T = rng.uniform(0, 25, n)
+    y = 300 * np.exp(0.06 * T) * rng.lognormal(0, 0.05, n)
+    return T[:, None], y
+
+
+def test_nls_roundtrip_predicts_identically(tmp_path):
+    X, y = _xy()
+    m = BiomeModel(3, "nls", ["lst_night"], NonlinearRs("eq1").fit(X, y), {"seed": 1})
+    p = save_biome_model(tmp_path, m)
+    back = load_biome_model(p)
+    Xq = np.array([[5.0], [np.nan], [20.0]])
+    np.testing.assert_array_equal(back.predict(Xq), m.predict(Xq))
+    assert np.isnan(back.predict(Xq)[1]) and back.form == "eq1" and back.meta["seed"] == 1
+
+
+def test_skops_roundtrip_and_checksum(tmp_path):
+    X, y = _xy()
+    rf = RandomForestRegressor(n_estimators=10, random_state=0).fit(X, y)
+    save_biome_model(tmp_path, BiomeModel(4, "rf", ["tas"], rf))
+    back = load_biome_models(tmp_path, [4])[4]
+    np.testing.assert_array_equal(back.predict(X), rf.predict(X))
+    (tmp_path / "biome_04.skops").write_bytes((tmp_path / "biome_04.skops").read_bytes()[:-10] + b"0123456789")
+    with pytest.raises(InputError, match="biome_04.skops.*checksum"):
+        load_biome_model(tmp_path / "biome_04.json")
+
+
+def test_untrusted_type_refused(tmp_path):
+    import hashlib
+
+    import skops.io as sio
+    class Evil(RandomForestRegressor):
+        pass
+
+    X, y = _xy()
+    est = Evil(n_estimators=2, random_state=0).fit(X, y)
+    blob = sio.dumps(est)
+    (tmp_path / "biome_05.skops").write_bytes(blob)
+    doc = {"biome": 5, "family": "rf", "predictors": ["tas"], "estimator_file": "biome_05.skops",
+           "estimator_sha256": hashlib.sha256(blob).hexdigest()}
+    (tmp_path / "biome_05.json").write_text(json.dumps(doc))
+    with pytest.raises(InputError, match="biome_05.skops.*allow-list.*Evil"):
+        load_biome_model(tmp_path / "biome_05.json")
+
+
+def test_bad_json_fields_named(tmp_path):
+    (tmp_path / "biome_01.json").write_text(json.dumps({"biome": 1, "family": "nls", "predictors": ["tas"],
+                                                        "form": "eq9", "params": [1, 2]}))
+    with pytest.raises(InputError, match="biome_01.json.*form.*eq9"):
+        load_biome_model(tmp_path / "biome_01.json")
+    (tmp_path / "biome_01.json").write_text(json.dumps({"biome": 1, "family": "pickle", "predictors": ["tas"]}))
+    with pytest.raises(InputError, match="family.*pickle"):
+        load_biome_model(tmp_path / "biome_01.json")
