@@ -29,9 +29,10 @@ def test_aggregation_mean_sum_seasons_and_fill(tmp_path):
     src = DriverSource(variable="pr", path="pr.nc", aggregation="sum")
     out = aggregate(da, src, (2000, 2001), 0.75, "pr.nc")
     a = out["pr"].sortby("lat").compute()
-    # sum = mean of valid months * 12
-    assert a.sel(year=2000, lat=-10.0, lon=10.0) == pytest.approx(np.arange(12).mean() * 12)
-    assert a.sel(year=2000, lat=10.0, lon=-10.0) == pytest.approx(np.arange(1, 12).mean() * 12)
+    # complete year: the exact sum; a gap: valid sum / valid days x days of the year
+    assert a.sel(year=2000, lat=-10.0, lon=10.0) == pytest.approx(np.arange(12).sum())
+    assert a.sel(year=2000, lat=10.0, lon=-10.0) == pytest.approx(np.arange(1, 12).sum() / (366 - 31) * 366,
+                                                                  rel=1e-6)
     assert np.isnan(a.sel(year=2001, lat=-10.0, lon=10.0))  # 6 of 12 valid < 75 %
     assert out["pr_mam"].sel(year=2001, lat=10.0, lon=-10.0) == pytest.approx((14 + 15 + 16) / 3 * 3)
     assert out["pr_jja"].attrs["units"] == "mm yr-1"

@@ -176,15 +176,30 @@ class DriverSource(_Section):
     variable: str = Field(description="canonical name, e.g. 'tas', 'pr', 'lst_day', 'gpp'")
     path: str = Field(description="file path or glob, relative to the config file")
     name: str | None = Field(None, description="variable name inside the file (default: variable)")
-    frequency: Literal["monthly", "8day", "daily", "annual"] = "monthly"
+    frequency: Literal["monthly", "8day", "daily", "annual", "static"] = Field(
+        "monthly", description="time step of the file; 'static' = a map without time, used "
+        "for every run year (e.g. a climatology)")
     aggregation: Literal["mean", "sum"] = "mean"
     seasons: bool = Field(True, description="also build spring (MAM) and summer (JJA) values")
+    format: Literal["auto", "netcdf", "geotiff", "modis", "csv"] = Field(
+        "auto", description="file format; 'auto' from the suffix (.nc, .tif, .hdf, .csv)")
+    regrid: Literal["nearest", "bilinear", "area"] | None = Field(
+        None, description="resampling onto the target grid (default: [drivers] regrid)")
+    units: str | None = Field(None, description="units when the file does not say (e.g. CSV)")
+    product: str | None = Field(
+        None, description="MODIS short name for the QA rule, e.g. 'MOD11A2' (default: from the "
+        "file name)")
+    qa: Literal["default", "strict", "none"] = Field(
+        "default", description="MODIS QA masking: 'default' keeps good and other-quality "
+        "retrievals, 'strict' good only, 'none' no QA mask (fill and valid range still apply)")
 
 
 class DriversConfig(_Section):
     sources: list[DriverSource] = Field(default_factory=list)
     min_valid_fraction: float = Field(0.75, gt=0, le=1)
     max_site_distance_km: float = Field(100.0, gt=0)
+    regrid: Literal["nearest", "bilinear", "area"] = Field(
+        "nearest", description="resampling onto the target grid (Huang et al. 2020: nearest)")
 
     @field_validator("sources")
     @classmethod
@@ -201,6 +216,26 @@ class BiomesConfig(_Section):
         None, description="NetCDF/Zarr with an integer 'biome' map (codes 1-10, 0 = excluded)"
     )
     variable: str = "biome"
+    climate_zones: Path | None = Field(
+        None, description="instead of path: IPCC climate-zone map (codes 1-12; NetCDF or GeoTIFF)")
+    climate_zones_variable: str = "ipcc_climate_zone"
+    land_cover: str | None = Field(
+        None, description="with climate_zones: MODIS IGBP land cover (LC_Type1, codes 1-17) file "
+        "or glob of yearly files (year in the file name)")
+    land_cover_variable: str = "LC_Type1"
+    land_cover_year: int | None = Field(
+        None, description="land-cover year for the biome map (default: first run year; a "
+        "missing year is taken from the nearest later year, e.g. 2000 from 2001)")
+    mapping: Path | None = Field(
+        None, description="CSV overriding the packaged climate zone x IGBP -> biome table")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "BiomesConfig":
+        if self.path is not None and (self.climate_zones or self.land_cover):
+            raise ValueError("give either path (a biome map) or climate_zones + land_cover")
+        if (self.climate_zones is None) != (self.land_cover is None):
+            raise ValueError("climate_zones and land_cover go together")
+        return self
 
 
 class ModelsConfig(_Section):

@@ -222,11 +222,11 @@ def _field(ctx: Context) -> None:
 
 
 def _drivers(ctx: Context) -> None:
-    from soilresp.drivers import build_cube
+    from soilresp.drivers import write_cube
 
-    cube = build_cube(ctx.cfg.drivers.sources, ctx.grid, ctx.cfg.run.years, ctx.cfg.base_dir,
-                      ctx.cfg.drivers.min_valid_fraction)
-    io.write_zarr(ctx.path("drivers", "drivers.zarr"), cube, ctx.prov("drivers"))
+    d = ctx.cfg.drivers
+    write_cube(ctx.path("drivers", "drivers.zarr"), d.sources, ctx.grid, ctx.cfg.run.years,
+               ctx.cfg.base_dir, d.min_valid_fraction, d.regrid, ctx.prov("drivers"), ctx.progress)
 
 
 def _biomes(ctx: Context) -> None:
