@@ -54,7 +54,7 @@ def step_days(times: pd.DatetimeIndex, frequency: str) -> np.ndarray:
     if frequency == "daily":
         return np.ones(len(t))
     if frequency == "8day":
-        start = 1 + 8 * ((t.dayofyear.to_numpy() - 1) // 8)
+        start = 1 + 8 * ((t.day_of_year.to_numpy() - 1) // 8)
         return np.minimum(8, ylen - start + 1).astype(float)
     return ylen.astype(float)  # annual
 
