@@ -9,18 +9,33 @@ Output contract, ``biomes/biomes.zarr`` on the target grid, dims ``(lat, lon)``:
   ``[product] region_bounds``), 0 where undefined;
 * ``tas_mean`` (float32, degC): that mean temperature;
 * ``cell_area`` (float64, m2, dims ``lat``): exact WGS84 cell areas.
+
+The biome map is either given (``[biomes] path``) or built (``[biomes] climate_zones`` +
+``land_cover``) from an IPCC climate-zone map and MODIS IGBP land cover as Huang et al.
+(2020) did: :func:`classify_biomes` applies the packaged tables
+``soilresp/data/ipcc_climate_zones.csv`` (zone -> tropical / temperate / boreal / polar) and
+``soilresp/data/igbp_biome_mapping.csv`` (IGBP class x region -> biome), documented in
+``docs/drivers.md``. Land cover finer than the grid is aggregated by majority (mode);
+climate zones are taken by nearest neighbour. Land cover of a year without a file is taken
+from the nearest later year (2000 from 2001, as in the paper), else the nearest earlier.
 """
 
 from __future__ import annotations
 
+import csv
+import io as _io
+import logging
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
-from soilresp.config import BIOMES
+from soilresp.config import BIOMES, BiomesConfig
 from soilresp.errors import input_error
 from soilresp.grid import Grid
+
+log = logging.getLogger("soilresp.biomes")
 
 REGION_NAMES = {1: "boreal", 2: "temperate", 3: "tropical"}
 
@@ -77,3 +92,134 @@ def build_biome_dataset(biome: xr.DataArray, tas: xr.DataArray, grid: Grid,
     ds = xr.Dataset({"biome": biome, "region": region, "tas_mean": tas_mean,
                      "cell_area": grid.cell_area()})
     return ds.chunk(grid.chunks())
+
+
+# ----------------------------------------------------------------------------- biome map from
+# climate zones x land cover
+REGIONS = ("tropical", "temperate", "boreal", "polar")
+
+
+def _read_csv_table(path: Path | None, name: str) -> tuple[list[dict], str]:
+    if path is None:
+        text = (resources.files("soilresp") / "data" / name).read_text(encoding="utf-8")
+        where = f"soilresp/data/{name}"
+    else:
+        if not Path(path).is_file():
+            raise input_error(path, "mapping table not found")
+        text, where = Path(path).read_text(encoding="utf-8"), str(path)
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    return list(csv.DictReader(_io.StringIO("\n".join(lines)))), where
+
+
+def climate_zone_regions(path: Path | None = None) -> dict[int, str]:
+    """IPCC climate-zone code -> region (tropical, temperate, boreal, polar, none)."""
+    rows, where = _read_csv_table(path, "ipcc_climate_zones.csv")
+    out = {}
+    for n, r in enumerate(rows, start=2):
+        if r.get("region") not in (*REGIONS, "none"):
+            raise input_error(where, "region must be one of " + ", ".join(REGIONS) + " or none",
+                              row=n, column="region", value=r.get("region"))
+        out[int(r["code"])] = r["region"]
+    return out
+
+
+def biome_lookup(mapping: Path | None = None, zones: Path | None = None) -> np.ndarray:
+    """Lookup table ``lut[zone, igbp] -> biome code`` (int8, 0 = excluded) from the packaged
+    (or given) climate-zone and IGBP mapping tables. Codes outside the tables map to 0."""
+    regions = climate_zone_regions(zones)
+    rows, where = _read_csv_table(mapping, "igbp_biome_mapping.csv")
+    lut = np.zeros((max(regions) + 1, 256), dtype=np.int8)
+    for n, r in enumerate(rows, start=2):
+        for reg in REGIONS:
+            if reg not in r:
+                raise input_error(where, "mapping table lacks a region column", column=reg)
+            b = int(r[reg])
+            if b not in (0, *BIOMES):
+                raise input_error(where, "biome codes must be 0-10", row=n, column=reg, value=b)
+            for z, zr in regions.items():
+                if zr == reg:
+                    lut[z, int(r["igbp"])] = b
+    return lut
+
+
+def classify_biomes(zone: np.ndarray, igbp: np.ndarray, lut: np.ndarray) -> np.ndarray:
+    """Biome code per pixel from climate zone and IGBP class (pure kernel; NaN/negative or
+    unknown codes -> 0)."""
+    z = np.asarray(zone, dtype=np.float64)
+    c = np.asarray(igbp, dtype=np.float64)
+    ok = np.isfinite(z) & np.isfinite(c) & (z >= 0) & (z < lut.shape[0]) & (c >= 0) & (c < lut.shape[1])
+    zi = np.where(ok, z, 0).astype(np.int64)
+    ci = np.where(ok, c, 0).astype(np.int64)
+    return np.where(ok, lut[zi, ci], 0).astype(np.int8)
+
+
+def land_cover_year(available: list[int], wanted: int) -> int:
+    """The land-cover year used for ``wanted``: itself, else the nearest later year (the
+    paper took 2000 from 2001), else the nearest earlier year."""
+    if not available:
+        raise ValueError("no land-cover years")
+    if wanted in available:
+        return wanted
+    later = [y for y in available if y > wanted]
+    return min(later) if later else max(available)
+
+
+def _open_static(path: Path, variable: str | None) -> xr.DataArray:
+    from soilresp.drivers.readers import open_geotiff, open_netcdf
+
+    if path.suffix.lower() in (".tif", ".tiff"):
+        da = open_geotiff([path], variable)
+    else:
+        da = open_netcdf([path], variable)
+    if "time" in da.dims:
+        if da.sizes["time"] != 1:
+            raise input_error(path, "expected a single map", column="time")
+        da = da.isel(time=0, drop=True)
+    return da
+
+
+def _to_grid_categorical(da: xr.DataArray, grid: Grid) -> xr.DataArray:
+    from soilresp.drivers.regrid import regrid_mode, regrid_nearest
+
+    res = float(np.abs(np.diff(da["lon"].values)).mean())
+    if res < grid.resolution * 0.99:
+        return regrid_mode(da, grid, ignore=(255,)).astype(np.float32).where(lambda x: x >= 0)
+    return regrid_nearest(da, grid)
+
+
+def biome_map_from_config(cfg: BiomesConfig, base_dir: Path, grid: Grid,
+                          years: tuple[int, int]) -> xr.DataArray:
+    """Build the biome map on ``grid`` from ``[biomes] climate_zones`` and ``land_cover``."""
+    from soilresp.drivers._common import date_from_name, expand
+
+    base = Path(base_dir)
+    zpath = cfg.climate_zones if Path(cfg.climate_zones).is_absolute() else base / cfg.climate_zones
+    if not zpath.exists():
+        raise input_error(zpath, "climate-zone map not found")
+    zones = _to_grid_categorical(_open_static(zpath, cfg.climate_zones_variable), grid)
+    lpat = Path(cfg.land_cover).expanduser()
+    files = expand(lpat if lpat.is_absolute() else base / lpat)
+    by_year = {}
+    for f in files:
+        t = date_from_name(f)
+        by_year[t.year if t is not None else None] = f
+    if None in by_year:
+        if len(files) > 1:
+            raise input_error(by_year[None], "several land-cover files: each name needs its year")
+        lc_file, used = by_year[None], None
+    else:
+        wanted = cfg.land_cover_year or years[0]
+        used = land_cover_year(sorted(by_year), wanted)
+        if used != wanted:
+            log.warning("no land cover for %s: using %s (%s)", wanted, used, by_year[used])
+        lc_file = by_year[used]
+    lc = _to_grid_categorical(_open_static(lc_file, cfg.land_cover_variable), grid)
+    lut = biome_lookup(cfg.mapping)
+    biome = xr.apply_ufunc(classify_biomes, zones, lc, kwargs={"lut": lut}, dask="parallelized",
+                           output_dtypes=[np.int8])
+    biome.attrs = {"long_name": "biome (Huang et al. 2020 classes)", "units": "1",
+                   "flag_values": list(BIOMES), "flag_meanings": " ".join(BIOMES.values()),
+                   "comment": f"IPCC climate zones {zpath.name} x IGBP land cover {lc_file.name}"
+                              + (f" (year {used})" if used is not None else "")
+                              + "; 0 = excluded (water, wetland, urban, snow/ice, barren)"}
+    return biome.rename("biome")

@@ -80,6 +80,12 @@ def input_files(cfg: Config, stage: str) -> list[Path]:
         return files
     if stage == "biomes" and cfg.biomes.path is not None:
         return [cfg.resolve(cfg.biomes.path)]
+    if stage == "biomes" and cfg.biomes.climate_zones is not None:
+        import glob
+
+        extra = [cfg.resolve(p) for p in (cfg.biomes.climate_zones, cfg.biomes.mapping) if p]
+        lc = sorted(glob.glob(str(cfg.resolve(cfg.biomes.land_cover))))
+        return extra + ([Path(h) for h in lc] or [cfg.resolve(cfg.biomes.land_cover)])
     return []
 
 
@@ -230,12 +236,17 @@ def _drivers(ctx: Context) -> None:
 
 
 def _biomes(ctx: Context) -> None:
-    from soilresp.biomes import build_biome_dataset, read_biome_map
+    from soilresp.biomes import biome_map_from_config, build_biome_dataset, read_biome_map
 
-    if ctx.cfg.biomes.path is None:
-        raise input_error("config [biomes]", "no biome map configured", column="path")
+    b = ctx.cfg.biomes
+    if b.path is None and b.climate_zones is None:
+        raise input_error("config [biomes]", "no biome map configured (path, or climate_zones "
+                          "+ land_cover)", column="path")
     cube = io.open_zarr(ctx.path("drivers", "drivers.zarr"), [ctx.cfg.product.region_temperature])
-    biome = read_biome_map(ctx.cfg.resolve(ctx.cfg.biomes.path), ctx.cfg.biomes.variable, ctx.grid)
+    if b.path is not None:
+        biome = read_biome_map(ctx.cfg.resolve(b.path), b.variable, ctx.grid)
+    else:
+        biome = biome_map_from_config(b, ctx.cfg.base_dir, ctx.grid, ctx.cfg.run.years)
     ds = build_biome_dataset(biome, cube[ctx.cfg.product.region_temperature], ctx.grid,
                              ctx.cfg.product.region_bounds)
     io.write_zarr(ctx.path("biomes", "biomes.zarr"), ds, ctx.prov("biomes"))
