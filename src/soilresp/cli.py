@@ -199,6 +199,59 @@ def fetch_srdb_cmd(
     console.print(f"SRDB at {path} (manifest: {path.parent / 'srdb-manifest.json'})")
 
 
+@fetch_app.command("url")
+def fetch_url_cmd(
+    url: str = typer.Argument(..., help="HTTP(S) URL of one file."),
+    dest: Path = typer.Option(Path("data/drivers"), "--dest", help="Folder to put the file in."),
+    sha256: Optional[str] = typer.Option(None, "--sha256", help="Expected SHA-256 (verified)."),
+    name: Optional[str] = typer.Option(None, "--name", help="File name (default: from the URL)."),
+):
+    """Fetch one file over HTTPS: resumable, checksummed, recorded in DEST/manifest.json."""
+    from soilresp.download import fetch_url
+
+    with _errors(), _progress() as (progress, _):
+        path = fetch_url(url, dest, sha256=sha256, name=name, progress=progress)
+    console.print(f"{path} (manifest: {path.parent / 'manifest.json'})")
+
+
+@fetch_app.command("climate")
+def fetch_climate_cmd(
+    names: list[str] = typer.Argument(None, help="Catalogue names (see --list)."),
+    dest: Path = typer.Option(Path("data/drivers"), "--dest", help="Folder to put the files in."),
+    list_: bool = typer.Option(False, "--list", help="List the catalogue and exit."),
+):
+    """Fetch named public climate / land files (UDel, IPCC climate zones, land cover...)."""
+    from soilresp.download import CATALOGUE, fetch_catalogue
+
+    if list_ or not names:
+        for k, e in sorted(CATALOGUE.items()):
+            console.print(f"[bold]{k}[/]: {e['description']}\n    {e['url']}", highlight=False)
+        return
+    with _errors(), _progress() as (progress, _):
+        paths = fetch_catalogue(list(names), dest, progress)
+    for p in paths:
+        console.print(str(p))
+
+
+@fetch_app.command("modis")
+def fetch_modis_cmd(
+    product: str = typer.Argument(..., help="MODIS short name, e.g. MOD11A2, MOD13A1, MOD17A2H, MOD16A2, MCD12Q1."),
+    years: tuple[int, int] = typer.Option(..., "--years", help="First and last year."),
+    dest: Path = typer.Option(Path("data/modis"), "--dest", help="Folder for the HDF files."),
+    version: str = typer.Option("061", "--version", help="Collection version."),
+    bbox: Optional[tuple[float, float, float, float]] = typer.Option(
+        None, "--bbox", help="west south east north, degrees."),
+    tiles: Optional[str] = typer.Option(None, "--tiles", help="Comma-separated tiles, e.g. h18v04,h19v04."),
+):
+    """Fetch MODIS HDF4 tiles from NASA Earthdata with earthaccess (your Earthdata login)."""
+    from soilresp.download import fetch_modis
+
+    with _errors(), _progress() as (progress, _):
+        files = fetch_modis(product, years, dest, version=version, bbox=bbox,
+                            tiles=tiles.split(",") if tiles else None, progress=progress)
+    console.print(f"{len(files)} files in {dest} (manifest: {dest / 'manifest.json'})")
+
+
 @app.command("config")
 def config_cmd(
     example: bool = typer.Option(False, "--example", help="Print a commented example configuration."),
