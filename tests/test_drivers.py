@@ -35,7 +35,7 @@ def test_aggregation_mean_sum_seasons_and_fill(tmp_path):
                                                                   rel=1e-6)
     assert np.isnan(a.sel(year=2001, lat=-10.0, lon=10.0))  # 6 of 12 valid < 75 %
     assert out["pr_mam"].sel(year=2001, lat=10.0, lon=-10.0) == pytest.approx((14 + 15 + 16) / 3 * 3)
-    assert out["pr_jja"].attrs["units"] == "mm yr-1"
+    assert out["pr_jja"].attrs["units"] == "mm" and out["pr"].attrs["units"] == "mm yr-1"
 
 
 def test_kelvin_converted_and_missing_year(tmp_path):

@@ -380,6 +380,7 @@ bad_values = "error"             # "error": stop at a non-numeric cell; "drop": 
 [drivers]                        # method step 2: one entry per gridded variable
 min_valid_fraction = 0.75        # of time steps in a year / season
 max_site_distance_km = 100.0
+regrid = "nearest"               # "nearest" (the paper), "bilinear" or "area"; per source too
 
 [[drivers.sources]]
 variable = "tas"                 # canonical name used by the models
@@ -394,9 +395,27 @@ path = "data/pr_monthly.nc"
 frequency = "monthly"
 aggregation = "sum"
 
+# More source kinds (see docs/drivers.md):
+# [[drivers.sources]]            # MODIS 8-day HDF4 tiles, QA bits applied, mosaicked
+# variable = "lst_day"
+# path = "data/modis/MOD11A2.A*.hdf"
+# name = "LST_Day_1km"            # the SDS
+# frequency = "8day"
+# qa = "default"                  # "default", "strict" or "none"
+# [[drivers.sources]]            # a static climatology (no time axis), used for every year
+# variable = "tas"
+# path = "data/udel_MAT_MAP_0.5deg_climatology.csv"
+# name = "MAT_Del"
+# frequency = "static"
+# units = "degC"
+
 [biomes]                         # method step 3
 path = "data/biomes.nc"          # integer map, codes 1-10, 0 = excluded
 variable = "biome"
+# or build it from IPCC climate zones x MODIS IGBP land cover (instead of path):
+# climate_zones = "data/ipcc_climate_zones.nc"
+# land_cover = "data/MCD12Q1_LC_Type1_*.tif"   # year in each file name
+# land_cover_year = 2001
 
 [models]                         # method step 4
 families = ["nls"]               # "nls", "rf", "svr", "ann"

@@ -19,6 +19,8 @@ Rules, per pixel and period (a year, or its MAM / JJA months):
 * ``annual`` inputs are taken as they are; ``static`` maps (no time axis, e.g. a
   climatology) are repeated for every run year and have no seasons.
 * Temperatures (``tas``, ``lst_day``, ``lst_night``) in kelvin are converted to degC.
+* Units of sums: per-step amounts become ``... yr-1`` for the year (``mm month-1`` ->
+  ``mm yr-1``) and the plain amount for a season (``mm``: the MAM or JJA total).
 
 Each year is one dask chunk along time; the kernel :func:`aggregate_block` is pure numpy.
 """
@@ -114,7 +116,12 @@ def aggregate(da: xr.DataArray, src: DriverSource, years: tuple[int, int], min_f
             attrs["units"] = "degC"
         v.attrs = attrs
         if k != src.variable:
-            v.attrs["long_name"] = f"{long_name} ({k.rsplit('_', 1)[1].upper()})"
+            season = k.rsplit("_", 1)[1].upper()
+            if src.aggregation == "sum" and attrs["units"].endswith(" yr-1"):
+                v.attrs["units"] = attrs["units"][: -len(" yr-1")]  # the season's total
+                v.attrs["long_name"] = f"{long_name} ({season} total)"
+            else:
+                v.attrs["long_name"] = f"{long_name} ({season} mean)"
         out[k] = v.rename(k)
     return out
 
