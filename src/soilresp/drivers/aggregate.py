@@ -144,8 +144,9 @@ def _aggregate_series(da, src, yrs, min_frac, path_for_errors):
     if src.seasons and freq != "annual":
         periods |= {f"{src.variable}_{s}": m for s, m in SEASONS.items()}
     starts = np.concatenate([[0], np.cumsum(counts)])
-    out = {}
-    for name, months in periods.items():
+    names = list(periods)
+    plan = []  # per period: step mask, expected steps and period days per year
+    for months in periods.values():
         use_all = np.ones(len(t), bool) if months is None else np.isin(t.month, months)
         exp, pdays = [], []
         for y in yrs:
@@ -153,14 +154,20 @@ def _aggregate_series(da, src, yrs, min_frac, path_for_errors):
             sel = np.ones(len(nom), bool) if months is None else np.isin(nom.month, months)
             exp.append(float(sel.sum()))
             pdays.append(float(step_days(nom, freq)[sel].sum()))
+        plan.append((use_all, exp, pdays))
 
-        def kernel(block, block_info=None, _u=use_all, _e=exp, _p=pdays, _h=how):
-            k = int(np.searchsorted(starts, block_info[0]["array-location"][0][0], side="right") - 1)
-            s0, s1 = starts[k], starts[k + 1]
-            return aggregate_block(block, days[s0:s1], _u[s0:s1], _e[k], _p[k], _h, min_frac)
+    def kernel(block, block_info=None):
+        # all periods of one year from one read of its steps (one task: bounded memory)
+        k = int(np.searchsorted(starts, block_info[0]["array-location"][0][0], side="right") - 1)
+        s0, s1 = starts[k], starts[k + 1]
+        return np.stack([aggregate_block(block, days[s0:s1], u[s0:s1], e[k], p[k], how, min_frac)
+                         for u, e, p in plan])
 
-        arr = da.data.map_blocks(kernel, chunks=((1,) * len(yrs),) + da.data.chunks[1:],
-                                 dtype=np.float32, meta=np.array((), dtype=np.float32))
-        out[name] = xr.DataArray(arr, dims=("year",) + da.dims[1:],
+    arr = da.data.map_blocks(kernel, new_axis=0,
+                             chunks=((len(names),), (1,) * len(yrs)) + da.data.chunks[1:],
+                             dtype=np.float32, meta=np.array((), dtype=np.float32))
+    out = {}
+    for n, name in enumerate(names):
+        out[name] = xr.DataArray(arr[n], dims=("year",) + da.dims[1:],
                                  coords={"year": yrs, **{d: da[d] for d in da.dims[1:]}})
     return out

@@ -31,6 +31,8 @@ import xarray as xr
 
 from soilresp.config import DriverSource
 from soilresp.drivers._common import (
+    LAT_NAMES,
+    LON_NAMES,
     apply_valid_range,
     date_from_name,
     decode_time,
@@ -87,7 +89,7 @@ def open_source(src: DriverSource, base_dir: Path, chunk: int = 256,
                               f"{len(paths)}")
         da = open_point_table(paths[0], name)
     else:
-        da = open_netcdf(paths, name)
+        da = open_netcdf(paths, name, chunk)
     if getattr(src, "units", None):
         da.attrs["units"] = src.units
     da.attrs.setdefault("units", "1")
@@ -110,15 +112,32 @@ def _finish_time(da: xr.DataArray, src: DriverSource, path: Path, chunk: int) ->
         raise input_error(path, "variable has no 'time' dimension; set frequency = "
                           "\"static\" for a map without time (it is used for every run year)",
                           column=src.name or src.variable)
-    chunks = {"lat": chunk, "lon": chunk}
-    if "time" in da.dims:
-        chunks["time"] = -1
-    return da.chunk(chunks)
+    # time keeps the file's chunks (one file = one chunk, typically); aggregation regroups
+    # them by year. Merging all times into one chunk would make every task hold the series.
+    if da.chunks is None:  # numpy-backed (CSV tables)
+        da = da.chunk({"lat": chunk, "lon": chunk})
+    return da
 
 
 # ----------------------------------------------------------------------------- NetCDF / CF
-def open_netcdf(paths: list[Path], name: str) -> xr.DataArray:
-    kw = dict(chunks={}, mask_and_scale=True, decode_times=xr.coders.CFDatetimeCoder(use_cftime=None))
+def open_netcdf(paths: list[Path], name: str, chunk: int | None = None) -> xr.DataArray:
+    """NetCDF/CF file(s); with ``chunk``, dask chunks of ``chunk`` lat/lon cells read straight
+    from the file (no rechunking step that would hold several file chunks per task)."""
+    chunks: dict = {}
+    if chunk:
+        try:
+            with xr.open_dataset(paths[0], decode_times=False) as probe:
+                v = probe[name] if name in probe else None
+                dims = v.dims if v is not None else ()
+                stored = v.encoding.get("chunksizes") if v is not None else None
+        except (OSError, ValueError) as e:
+            raise input_error(paths[0], f"cannot read as NetCDF/CF: {e}") from None
+        for k, d in enumerate(dims):
+            if str(d).lower() in LAT_NAMES + LON_NAMES:
+                # a whole number of the file's own chunks, close to the requested size
+                st = int(stored[k]) if stored else 0
+                chunks[d] = max(1, round(chunk / st)) * st if st else chunk
+    kw = dict(chunks=chunks, mask_and_scale=True, decode_times=xr.coders.CFDatetimeCoder(use_cftime=None))
     try:
         if len(paths) == 1:
             ds = xr.open_dataset(paths[0], **kw)
