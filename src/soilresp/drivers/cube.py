@@ -124,29 +124,37 @@ def write_cube(path: Path, sources: list[DriverSource], grid: Grid, years: tuple
     return path
 
 
+# output held per band of chunk rows: rows x lon x years x variables x 4 bytes
+_BAND_BYTES = 256 * 1024**2
+
+
 def _store(tmp: Path, ds: xr.Dataset, first: bool, report: Callable[[float], None] | None) -> None:
+    """Write ``ds`` into the store one band of chunk rows at a time.
+
+    Each band's graph is computed alone (``to_zarr(region=...)``), so memory is bounded by
+    one band's output and the reads that feed it, whatever the shape of the graph: a source
+    whose file chunks do not line up with the grid's chunks (or whose years are spread over
+    several files) would otherwise let the scheduler hold results of many input blocks
+    while it waits for the rechunk that consumes them.
+    """
     for v in ds.variables.values():
         v.encoding.pop("chunks", None)
         v.encoding.pop("preferred_chunks", None)
+    data = ds.drop_vars(["year", "lat", "lon"])
+    # metadata (and, for the first source, the coordinates) now; the data band by band
     if first:
-        delayed = ds.to_zarr(tmp, mode="w", consolidated=False, compute=False)
+        ds.to_zarr(tmp, mode="w", consolidated=False, compute=False)
     else:
-        delayed = ds.drop_vars(["year", "lat", "lon"]).to_zarr(tmp, mode="a", consolidated=False,
-                                                               compute=False)
-    if report is None:
-        delayed.compute()
-        return
-    from dask.callbacks import Callback
-
-    class _Count(Callback):
-        def _start_state(self, dsk, state):
-            self.total = max(len(state["ready"]) + len(state["waiting"]) + len(state["finished"]), 1)
-            self.done = 0
-
-        def _posttask(self, key, result, dsk, state, id):
-            self.done += 1
-            if self.done % max(self.total // 50, 1) == 0:
-                report(self.done / self.total)
-
-    with _Count():
-        delayed.compute()
+        data.to_zarr(tmp, mode="a", consolidated=False, compute=False)
+    lat_chunks = ds.chunks["lat"]
+    row_bytes = 4 * ds.sizes["lon"] * ds.sizes["year"] * max(len(data.data_vars), 1)
+    per_band = max(1, int(_BAND_BYTES // max(row_bytes * lat_chunks[0], 1)))
+    edges = np.concatenate([[0], np.cumsum(lat_chunks)])[::per_band].tolist()
+    if edges[-1] != ds.sizes["lat"]:
+        edges.append(ds.sizes["lat"])
+    for k, (a, b) in enumerate(zip(edges[:-1], edges[1:])):
+        data.isel(lat=slice(a, b)).to_zarr(tmp, mode="r+", consolidated=False,
+                                           region={"year": slice(None), "lat": slice(a, b),
+                                                   "lon": slice(None)})
+        if report is not None:
+            report((k + 1) / (len(edges) - 1))
