@@ -117,3 +117,37 @@ def test_real_half_degree_biome_map_areas(shared_data):
     assert all(v > 0 for k, v in mkm2.items() if k != 3)
     # biome pixels lie on land: almost all have a positive land fraction
     assert np.mean(frac[b > 0] > 0) > 0.99
+
+
+def test_mcd12q1_hdf_tiles_mosaicked(tmp_path):
+    """MCD12Q1 LC_Type1 as two sinusoidal HDF4 tiles of one year (+ a later year ignored)."""
+    pytest.importorskip("pyhdf")
+    from test_drivers_modis import write_tile
+
+    n = 12
+    lc_attrs = {"long_name": "Land Cover Type 1: Annual International Geosphere-Biosphere "
+                "Programme (IGBP) classification", "units": "class number", "_FillValue": 255,
+                "valid_range": [1, 17]}
+    for h, cls in ((18, 4), (19, 10)):  # deciduous broadleaf | grassland
+        arr = np.full((n, n), cls, np.uint8)
+        arr[0, 0] = 255  # fill
+        write_tile(tmp_path / f"MCD12Q1.A2001001.h{h}v04.061.hdf", h, 4, {"LC_Type1": (arr, lc_attrs)}, n)
+    write_tile(tmp_path / "MCD12Q1.A2005001.h18v04.061.hdf", 18, 4,
+               {"LC_Type1": (np.full((n, n), 16, np.uint8), lc_attrs)}, n)
+    g = Grid(1.0, 41.0, 49.0, 2.0, 18.0, chunk=8)
+    zones = xr.Dataset({"ipcc_climate_zone": (("lat", "lon"), np.full((g.nlat, g.nlon), 4, np.int16))},
+                       coords={"lat": g.lat, "lon": g.lon})  # zone 4: warm temperate moist
+    zones.to_netcdf(tmp_path / "zones.nc")
+    cfg = BiomesConfig(climate_zones=Path("zones.nc"), land_cover="MCD12Q1.A*.hdf")
+    b = biome_map_from_config(cfg, tmp_path, g, (2001, 2003)).compute()
+    lut = biome_lookup()
+    # tile h18 covers x < 0 + ... : the boundary between tiles is x = -20015109 + 19 * TILE (sinusoidal)
+    from test_drivers_modis import TILE, X0, R
+
+    lon, lat = np.meshgrid(np.deg2rad(g.lon), np.deg2rad(g.lat))
+    x = R * lon * np.cos(lat)
+    in18 = (x >= X0 + 18 * TILE) & (x < X0 + 19 * TILE)
+    in19 = (x >= X0 + 19 * TILE) & (x < X0 + 20 * TILE)
+    exp = np.where(in18, lut[4, 4], np.where(in19, lut[4, 10], 0))
+    np.testing.assert_array_equal(b.values, exp)
+    assert in18.any() and in19.any() and "+1 tiles" in b.attrs["comment"]

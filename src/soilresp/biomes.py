@@ -199,27 +199,40 @@ def biome_map_from_config(cfg: BiomesConfig, base_dir: Path, grid: Grid,
     zones = _to_grid_categorical(_open_static(zpath, cfg.climate_zones_variable), grid)
     lpat = Path(cfg.land_cover).expanduser()
     files = expand(lpat if lpat.is_absolute() else base / lpat)
-    by_year = {}
+    by_year: dict[int | None, list[Path]] = {}
     for f in files:
         t = date_from_name(f)
-        by_year[t.year if t is not None else None] = f
+        by_year.setdefault(t.year if t is not None else None, []).append(f)
     if None in by_year:
         if len(files) > 1:
-            raise input_error(by_year[None], "several land-cover files: each name needs its year")
-        lc_file, used = by_year[None], None
+            raise input_error(by_year[None][0], "several land-cover files: each name needs its year")
+        lc_files, used = by_year[None], None
     else:
         wanted = cfg.land_cover_year or years[0]
         used = land_cover_year(sorted(by_year), wanted)
         if used != wanted:
-            log.warning("no land cover for %s: using %s (%s)", wanted, used, by_year[used])
-        lc_file = by_year[used]
-    lc = _to_grid_categorical(_open_static(lc_file, cfg.land_cover_variable), grid)
+            log.warning("no land cover for %s: using %s (%s)", wanted, used, by_year[used][0])
+        lc_files = by_year[used]
+    lc_file = lc_files[0]
+    if lc_file.suffix.lower() == ".hdf":
+        # MCD12Q1 sinusoidal tiles of one year: mosaicked and sampled at the target cell
+        # centres (nearest pixel, as every MODIS driver); no QA mask for a class map
+        from soilresp.drivers.modis import open_modis
+
+        lc = open_modis(lc_files, cfg.land_cover_variable, grid, product="MCD12Q1", qa="none")
+        lc = lc.isel(time=0, drop=True)
+    elif len(lc_files) > 1:
+        raise input_error(lc_files[1], f"several land-cover files for year {used}; only MODIS "
+                          "HDF tiles of one year are mosaicked")
+    else:
+        lc = _to_grid_categorical(_open_static(lc_file, cfg.land_cover_variable), grid)
     lut = biome_lookup(cfg.mapping)
     biome = xr.apply_ufunc(classify_biomes, zones, lc, kwargs={"lut": lut}, dask="parallelized",
                            output_dtypes=[np.int8])
     biome.attrs = {"long_name": "biome (Huang et al. 2020 classes)", "units": "1",
                    "flag_values": list(BIOMES), "flag_meanings": " ".join(BIOMES.values()),
                    "comment": f"IPCC climate zones {zpath.name} x IGBP land cover {lc_file.name}"
+                              + (f" (+{len(lc_files) - 1} tiles)" if len(lc_files) > 1 else "")
                               + (f" (year {used})" if used is not None else "")
                               + "; 0 = excluded (water, wetland, urban, snow/ice, barren)"}
     return biome.rename("biome")
