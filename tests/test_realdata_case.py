@@ -60,7 +60,8 @@ def _fetch_commands() -> list[list[str]]:
 def test_catalogue_pins_are_the_shared_copies():
     """Every input of the example has a pinned download whose checksum is our copy's."""
     assert srdb_fetch.SRDB_RELEASES[srdb_fetch.DEFAULT_SRDB_VERSION]["sha256"] == file_sha256(SRDB_COPY)
-    for name, rel in CLIMATE_COPIES.items():
+    extra = {"jian2020-rc": "grids_static/jian2020_global_Rt_contribution_to_Rs2.nc"}  # EVI check
+    for name, rel in {**CLIMATE_COPIES, **extra}.items():
         entry = download.CATALOGUE[name]
         assert entry["sha256"] == file_sha256(SHARED_DATA / rel), name
         assert entry["url"].startswith("https://raw.githubusercontent.com/"), name
@@ -71,6 +72,9 @@ def test_example_inputs_are_what_the_fetch_commands_give():
     assert ["fetch", "srdb"] in cmds
     climate = next(c[2:] for c in cmds if c[:2] == ["fetch", "climate"])
     assert sorted(climate) == sorted(CLIMATE_COPIES)
+    docs = (ROOT / "docs" / "realdata.md").read_text(encoding="utf-8")
+    for c in cmds:
+        assert "soilresp " + " ".join(c) in docs, c
     fetched = {f"data/srdb/{srdb_fetch.FILE_NAME}"} | {
         "data/drivers/" + (download.CATALOGUE[n].get("name") or download.CATALOGUE[n]["url"].rsplit("/", 1)[1])
         for n in climate}
