@@ -179,3 +179,8 @@ def test_models_map_and_report(run_dir):
     assert (st["slope"] == 0).all()  # flat by construction
     html = (run_dir / "report" / "report.html").read_text(encoding="utf-8")
     assert "<img" in html and (run_dir / "report" / "fig1_mean_rs.png").is_file()
+    # the report states the global total and its interval (at some rounding)
+    tot = io.read_table(run_dir / "product" / "totals.parquet")
+    g = tot[(tot.region == "global") & (tot.year == 2000)].iloc[0]
+    for x in (g["total_pg"], g["mc_lo"], g["mc_hi"]):
+        assert any(f"{x:{f}}" in html for f in (".1f", ".2f", ".3g", ".4g")), x
