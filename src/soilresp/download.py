@@ -71,6 +71,14 @@ CATALOGUE: dict[str, dict[str, str | None]] = {
         "licence": "University of Delaware data (acknowledge Willmott & Matsuura)",
         "name": "udel_MAT_MAP_0.5deg_climatology.csv",
     },
+    "jian2020-rc": {
+        "url": f"{_GH}/jinshijian/SoilRespirationPartitioning/c0072c04de/outputs/"
+        "global_Rt_contribution_to_Rs2.nc",
+        "sha256": "c67dafc42e6f77bd5574f058d84842698930bfe509228442bcec954bea18267c",
+        "description": "Jian et al. 2020 static 0.5 deg grids (MAT, MAP, biomass, soil, EVI stored "
+        "x 1e-4, root contribution to Rs); dims (lon, lat), see docs/realdata.md",
+        "licence": "MIT (jinshijian/SoilRespirationPartitioning)",
+    },
 }
 
 
