@@ -105,7 +105,8 @@ def _doc_parts(fn: Callable) -> tuple[str, str]:
     paras = [" ".join(p.split()) for p in doc.split("\n\n") if p.strip()]
     reads = [p for p in paras if p.startswith("Reads")]
     rest = [p for p in paras if not p.startswith("Reads")]
-    return " ".join(rest), " ".join(reads)
+    desc = re.sub(r"^Fig \w+: ", "", " ".join(rest))  # the heading already names the figure
+    return desc, " ".join(reads)
 
 
 def _fmt(v: Any) -> str:
@@ -285,6 +286,7 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None, *, conf
         beside the run folder whose ``output_dir`` is ``run_dir`` is shown.
     formats : figure file formats; PNG is always written (it is embedded in the HTML).
 
+    Also writes ``report.json`` (figure and table files, absent parts) and ``config.json``.
     Returns the path of ``report.html``.
     """
     run_dir = Path(run_dir)
@@ -300,7 +302,7 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None, *, conf
     total = len(FIGURES) + len(TABLES)
     done = 0
 
-    fig_html = []
+    fig_html, figure_files, table_files = [], {}, {}
     for spec in FIGURES.values():
         progress("report", done, total)
         done += 1
@@ -320,6 +322,7 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None, *, conf
             fig_html.append(f"{head}<p class='note'>Drawing failed: {_esc(type(e).__name__)}: {_esc(e)}</p>"
                             f"<details><summary>traceback</summary><pre>{_esc(traceback.format_exc())}</pre></details>")
             continue
+        figure_files[spec.name] = {"panels": n_panels, **{k: p.name for k, p in files.items()}}
         b64 = base64.b64encode(files["png"].read_bytes()).decode()
         links = ", ".join(f"<code>{_esc(p.name)}</code>" for p in files.values())
         fig_html.append(f"{head}<figure><img id='img-{spec.name}' alt='{_esc(spec.title)}' "
@@ -339,6 +342,7 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None, *, conf
             tab_html.append(f"{head}<p class='note'>Absent: {_esc(e)}.</p>")
             continue
         io.write_csv(out_dir / f"{spec.name}.csv", df)
+        table_files[spec.name] = f"{spec.name}.csv"
         desc, reads = _doc_parts(spec.build)
         tab_html.append(f"{head}<p>{_rst(desc)} {_rst(reads)} CSV: <code>{spec.name}.csv</code>.</p>"
                         + _html_table(df))
@@ -377,4 +381,5 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None, *, conf
     doc = ("<!doctype html>\n<html lang='en'><head><meta charset='utf-8'>"
            f"<meta name='generator' content='soilresp {_esc(__version__)}'><title>{_esc(title)}</title>"
            f"<style>{_CSS}</style></head><body>\n" + "\n".join(b for b in body if b) + "\n</body></html>\n")
+    io.write_json(out_dir / "report.json", {"figures": figure_files, "tables": table_files, "absent": notes})
     return io.write_text_atomic(out_dir / "report.html", doc)
