@@ -91,7 +91,7 @@ def fig1_mean_rs(run_dir: Path):
     _align_height(ax, ax2)
     ax3.set_position(ax2.get_position())
     pos = ax2.get_position()
-    fig.text((pos.x0 + pos.x1) / 2, pos.y1 + 0.115, "(B) latitudinal profile", ha="center", fontsize=11)
+    fig.text((pos.x0 + pos.x1) / 2, pos.y1 + 0.095, "(B) latitudinal profile", ha="center", fontsize=11)
     return fig
 
 
@@ -174,8 +174,9 @@ def fig2_trends(run_dir: Path):
                 a, b = ym + lo * (x - xm), ym + hi * (x - xm)
                 ax.fill_between(x, np.minimum(a, b), np.maximum(a, b), color=c, alpha=0.18, lw=0)
         stars = significance_stars(r["p"], alpha)
-        ax.set_title(f"{reg}{' ' + stars if stars else ''}\n{r['slope'] * 1000:+.1f} Tg C yr$^{{-2}}$ "
-                     f"[{lo * 1000:+.1f}, {hi * 1000:+.1f}], p = {r['p']:.3f}", fontsize=9,
+        stats = (f"{r['slope'] * 1000:+.1f} Tg C yr$^{{-2}}$ [{lo * 1000:+.1f}, {hi * 1000:+.1f}], p = {r['p']:.3f}"
+                 if np.isfinite(r["slope"]) else "no trend estimate (too few valid years)")
+        ax.set_title(f"{reg}{' ' + stars if stars else ''}\n{stats}", fontsize=9,
                      fontweight="bold" if stars else None)
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.tick_params(labelsize=8)
