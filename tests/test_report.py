@@ -213,7 +213,7 @@ def test_html_has_config_provenance_and_recovery(report, run_dir):
         assert checksum in html and f in html
     import numpy
 
-    assert f"<td>numpy</td><td>{numpy.__version__}</td>" in html
+    assert f"<td class='t'>numpy</td><td class='t'>{numpy.__version__}</td>" in html
     assert dprov["config_hash"][:16] in html
 
 

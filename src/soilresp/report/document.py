@@ -46,7 +46,7 @@ img{max-width:100%;height:auto;border:1px solid #eee}
 figure{margin:1em 0 2em}figcaption{font-size:.92em;color:#444;max-width:1100px}
 table{border-collapse:collapse;font-size:12px;margin:.5em 0 1em}
 td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}th{background:#f3f3f3}
-td:first-child,th:first-child{text-align:left}
+td.t,th{text-align:left}
 pre{background:#f7f7f7;padding:8px;overflow-x:auto;font-size:12px}
 code{background:#f3f3f3;padding:0 3px}
 .synthetic{background:#fde0dd;border:2px solid #c51b8a;padding:8px 12px;font-size:1.05em}
@@ -105,7 +105,7 @@ def _doc_parts(fn: Callable) -> tuple[str, str]:
     paras = [" ".join(p.split()) for p in doc.split("\n\n") if p.strip()]
     reads = [p for p in paras if p.startswith("Reads")]
     rest = [p for p in paras if not p.startswith("Reads")]
-    desc = re.sub(r"^Fig \w+: ", "", " ".join(rest))  # the heading already names the figure
+    desc = re.sub(r"^(Fig|Table) \w+: ", "", " ".join(rest))  # the heading already names it
     return desc, " ".join(reads)
 
 
@@ -126,8 +126,11 @@ def _html_table(df: pd.DataFrame, max_rows: int = 500) -> str:
         note = f"<p class='note'>first {max_rows} of {len(df)} rows (all rows in the CSV)</p>"
         df = df.head(max_rows)
     head = "".join(f"<th>{_esc(c)}</th>" for c in df.columns)
-    body = "".join("<tr>" + "".join(f"<td>{_esc(_fmt(v))}</td>" for v in row) + "</tr>"
-                   for row in df.itertuples(index=False))
+    def cell(v) -> str:  # text left-aligned, numbers right-aligned
+        num = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+        return f"<td>{_esc(_fmt(v))}</td>" if num else f"<td class='t'>{_esc(_fmt(v))}</td>"
+
+    body = "".join("<tr>" + "".join(cell(v) for v in row) + "</tr>" for row in df.itertuples(index=False))
     return f"<div class='wide'><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>{note}"
 
 

@@ -60,14 +60,16 @@ def table_s4(run_dir: Path) -> pd.DataFrame:
         stderr = doc.get("stderr") or [math.nan] * len(params)
         base = {"biome": int(r["biome"]), "biome_name": r.get("biome_name", ""), "family": r.get("family", ""),
                 "form": r.get("form", "")}
+        q10 = []
         for name, value, se in zip(names, params, stderr):
             role, k = _PARAM_ROLES.get(name, ("", None))
             rows.append({**base, "role": role, "predictor": preds[k] if k is not None and k < len(preds) else "",
                          "param": name, "value": float(value), "stderr": _num(se)})
             if name == "b":
-                q10 = math.exp(10 * float(value))
-                rows.append({**base, "role": "temperature", "predictor": preds[0] if preds else "", "param": "Q10",
-                             "value": q10, "stderr": q10 * 10 * _num(se)})
+                q = math.exp(10 * float(value))
+                q10.append({**base, "role": "temperature", "predictor": preds[0] if preds else "", "param": "Q10",
+                            "value": q, "stderr": q * 10 * _num(se)})
+        rows += q10
         if not params:  # machine-learning families: no closed-form parameters
             rows.append({**base, "role": "", "predictor": ",".join(preds), "param": "", "value": math.nan,
                          "stderr": math.nan})
