@@ -280,3 +280,16 @@ def test_report_renders_in_headless_chromium_without_missing_images(report, tmp_
     imgs = json.loads(m.group(1).replace("&quot;", '"'))
     assert sorted(i["id"] for i in imgs) == sorted(f"img-{n}" for n in FIGURES)
     assert all(i["ok"] and i["w"] > 500 for i in imgs), imgs
+
+
+def test_find_config_prefers_the_config_that_made_the_outputs(small_demo):
+    from soilresp.report import find_config
+
+    out = small_demo[0]
+    decoy = out / "aaa-decoy.toml"  # sorts first; same output_dir, other model settings
+    decoy.write_text((out / "soilresp.toml").read_text().replace("cv_folds = 10", "cv_folds = 5"))
+    try:
+        path, cfg = find_config(out / "run")
+    finally:
+        decoy.unlink()
+    assert path is not None and path != decoy and cfg.models.cv_folds == 10
