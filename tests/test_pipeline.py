@@ -58,7 +58,9 @@ def test_every_stage_output_honours_its_contract(small_demo):
     tr = io.open_zarr(run / "trends" / "trends.zarr")
     assert {"slope", "p", "trend_class", "net_change"} <= set(tr.data_vars)
     html = (run / "report" / "report.html").read_text()
-    assert html.count("data:image/png;base64") == 6 and "SYNTHETIC" in html
+    from soilresp.report import FIGURES
+
+    assert html.count("data:image/png;base64") == len(FIGURES) and "SYNTHETIC" in html
 
 
 def test_rerun_skips_unchanged_and_reruns_changed(small_demo):

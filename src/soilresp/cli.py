@@ -157,10 +157,42 @@ for _name, _help in (("drivers", "Build the driver cube (annual, MAM, JJA) on th
                      ("fit", "Fit, select and cross-validate the per-biome models."),
                      ("predict", "Predict Rs for every land pixel and year; totals and Monte Carlo CI."),
                      ("trends", "Per-pixel and regional trends (Mann-Kendall, Theil-Sen, bootstrap)."),
-                     ("attribute", "Partial correlations and climate vs land-cover shares of change."),
-                     ("report", "Figures, tables and the HTML report of a run.")):
+                     ("attribute", "Partial correlations and climate vs land-cover shares of change.")):
     _stage = {"fit": "models", "predict": "product", "attribute": "attribution"}.get(_name, _name)
     app.command(name=_name, help=_help)(_one_stage(_stage))
+
+
+@app.command("report")
+def report_cmd(
+    path: Path = typer.Argument(..., help="A run folder (the config's output_dir), or the TOML config of the run."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for figures, tables and report.html "
+                                       "(default: RUN_DIR/report)."),
+    formats: str = typer.Option("png,svg", "--formats", help="Figure files to write, comma-separated: png, svg, "
+                                "pdf (PNG is always written; it is embedded in the HTML)."),
+):
+    """Figures (the paper's Figs 1-6 and S2), tables S2-S4 and the field cascade (CSV), and one
+    self-contained HTML report of a run; parts whose stage did not run are listed, not fatal."""
+    from soilresp.report import write_report
+
+    fmts = tuple(f.strip().lower() for f in formats.split(",") if f.strip())
+    bad = [f for f in fmts if f not in ("png", "svg", "pdf")]
+    if bad:
+        raise typer.BadParameter(f"unknown figure format {bad[0]!r}; use png, svg or pdf", param_hint="--formats")
+    with _errors():
+        cfg = None
+        if path.is_file():
+            from soilresp.config import load_config
+
+            cfg = load_config(path)
+            run_dir = cfg.output_dir
+        else:
+            run_dir = path
+        with _progress() as (progress, _):
+            html_path = write_report(run_dir, out, config=cfg, formats=fmts, progress=progress)
+    summary = json.loads((html_path.parent / "report.json").read_text())
+    for note in summary["absent"]:
+        console.print(f"[yellow]absent:[/] {note}", highlight=False)
+    console.print(f"HTML report: {html_path}")
 
 
 @app.command("field")

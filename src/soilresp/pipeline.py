@@ -316,7 +316,7 @@ def _attribution(ctx: Context) -> None:
 def _report(ctx: Context) -> None:
     from soilresp import report
 
-    report.write_report(ctx.out, ctx.out / "report")
+    report.write_report(ctx.out, ctx.out / "report", config=ctx.cfg, progress=ctx.progress)
 
 
 STAGES: dict[str, Stage] = {s.name: s for s in [
