@@ -87,7 +87,7 @@ def bench_predict(tab: pd.DataFrame, rows: int) -> pd.DataFrame:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--training", help="a sites/training.parquet (default: synthetic demo-like table)")
-    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--rows", type=int, default=200_000)
     a = ap.parse_args()
     if a.training:
         tab = pd.read_parquet(a.training)

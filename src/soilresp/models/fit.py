@@ -101,6 +101,7 @@ class FitResult:
     skill: pd.DataFrame         # table S2, one row per biome x family x form
     parameters: pd.DataFrame    # table S4
     steps: pd.DataFrame         # Eq 5 candidates
+    pooled_skill: pd.DataFrame = field(default_factory=pd.DataFrame)  # the pooled model on all its rows
 
 
 def fit_biome(df: pd.DataFrame, biome: int, cfg: ModelsConfig, cand: dict[str, list[str]], *, seed: int,
@@ -220,8 +221,9 @@ def _model(code: int, fit: BiomeFit, *, fallback: str, n_rows: int, skill: dict,
            "roles": dict(zip(("T", "M", "P"), c.cols)),
            "units": {"rs": "g C m-2 yr-1", **{v: units.get(v, "") for v in c.cols}},
            "tuned_params": {k: (list(v) if isinstance(v, tuple) else v) for k, v in c.tuned.items()},
-           "skill": {k: skill[k] for k in ("n", "cv_r2", "cv_rmse", "cv_bias", "site_cv_r2", "site_cv_rmse",
-                                           "site_cv_bias")},
+           # null, not NaN, where a biome has no rows to score (strict JSON)
+           "skill": {k: (None if isinstance(skill[k], float) and not np.isfinite(skill[k]) else skill[k])
+                     for k in ("n", "cv_r2", "cv_rmse", "cv_bias", "site_cv_r2", "site_cv_rmse", "site_cv_bias")},
            **meta}
     if c.family != "nls":
         doc.pop("form")
@@ -317,7 +319,8 @@ def fit_biomes(table: pd.DataFrame, cfg: ModelsConfig, *, seed: int, progress=No
                          "site_cv_r2": best["site_cv_r2"], "site_cv_rmse": best["site_cv_rmse"],
                          "site_cv_bias": best["site_cv_bias"], "select_by": cfg.select_by,
                          "fallback": fallback})
+    pooled_skill = pd.DataFrame(_skill_rows(0, pooled, None, "") if pooled else [], columns=SKILL_COLUMNS)
     return FitResult(models, pd.DataFrame(selected), pd.DataFrame(skill, columns=SKILL_COLUMNS),
                      pd.DataFrame(params, columns=["biome", "biome_name", "family", "form", "selected", "role",
                                                    "predictor", "param", "value", "stderr", "text"]),
-                     pd.DataFrame(steps))
+                     pd.DataFrame(steps), pooled_skill)

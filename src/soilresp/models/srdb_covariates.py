@@ -147,6 +147,9 @@ def main(data_dir: Path | str, seed: int = 42, n_jobs: int = 1):
     res = fit_biomes(tab, models_config(n_jobs=n_jobs), seed=seed, units=UNITS)
     print(f"{len(tab)} observations at {tab['site_id'].nunique()} sites")
     print(skill_markdown(res))
+    if len(res.pooled_skill):
+        print("pooled model on all its rows:")
+        print(res.pooled_skill.drop(columns=["biome_name", "fallback"]).round(3).to_string(index=False))
     return tab, res
 
 

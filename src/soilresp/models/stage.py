@@ -7,7 +7,9 @@ Reads ``sites/training.parquet``; writes ``models/biome_XX.json`` (+ ``.skops``)
 * ``selected.parquet`` -- table S3, the chosen model per biome with its CV skill;
 * ``parameters.parquet`` -- table S4, Eq 1-4 parameters (with standard errors) and the tuned
   hyper-parameters of the machine-learning families;
-* ``selection_steps.parquet`` -- the Eq 5 candidates of every step.
+* ``selection_steps.parquet`` -- the Eq 5 candidates of every step;
+* ``pooled_skill.parquet`` -- S2 rows of the pooled model on all its rows (empty when no
+  biome falls back to it).
 """
 
 from __future__ import annotations
@@ -41,4 +43,5 @@ def run(ctx) -> None:
     io.write_table(ctx.path("models", "selection_steps.parquet"), res.steps, prov)
     io.write_table(ctx.path("models", "skill.parquet"), res.skill, prov)
     io.write_table(ctx.path("models", "parameters.parquet"), res.parameters, prov)
+    io.write_table(ctx.path("models", "pooled_skill.parquet"), res.pooled_skill, prov)
     io.write_table(ctx.path("models", "selected.parquet"), res.selected, prov)
