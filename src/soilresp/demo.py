@@ -127,14 +127,16 @@ def _weighted_r2(models: list[dict]) -> float:
 
 
 def _model_recovery(run_dir: Path, truth: dict) -> list[dict]:
-    """Per biome: the selected family, form and predictors against the true model, CV skill,
-    and the best candidate of each family (skill.parquet) beside it."""
+    """Per biome: the selected family, form and predictors (and the Eq 5 choice of T, M, P)
+    against the true model, CV skill, and the best candidate of each family beside it.
+    ``predictors_match`` compares the model's inputs with the truth, season suffixes removed."""
     sel = io.read_table(run_dir / "models" / "selected.parquet")
     skill = io.read_table(run_dir / "models" / "skill.parquet")
+    steps = io.read_table(run_dir / "models" / "selection_steps.parquet")
     out = []
     for _, r in sel.iterrows():
         true = truth["true_models"][r["biome_name"]]
-        chosen = [p.split("_")[0] if p.endswith(("_mam", "_jja")) else p for p in r["predictors"].split(",")]
+        chosen = [p[:-4] if p.endswith(("_mam", "_jja")) else p for p in r["predictors"].split(",")]
         true_p = [true["T"], true["M"], true["P"]]
         sk = skill[skill["biome"] == r["biome"]]
         fams = {}
@@ -142,8 +144,10 @@ def _model_recovery(run_dir: Path, truth: dict) -> list[dict]:
             b = g.loc[g["cv_r2"].idxmax()] if g["cv_r2"].notna().any() else g.iloc[0]
             fams[fam] = {"form": b["form"], "cv_r2": round(float(b["cv_r2"]), 3),
                          "site_cv_r2": round(float(b["site_cv_r2"]), 3)}
+        st = steps[(steps["biome"] == r["biome"]) & steps["chosen"]]
         out.append({"biome": r["biome_name"], "family": r["family"], "form": r["form"],
-                    "predictors": r["predictors"], "true_predictors": ",".join(true_p), "true_form": "eq4",
+                    "predictors": r["predictors"], "eq5_predictors": ",".join(st["candidate"]),
+                    "true_predictors": ",".join(true_p), "true_form": "eq4",
                     "predictors_match": [a == b for a, b in zip(chosen, true_p)],
                     "n": int(r["n"]), "cv_r2": round(float(r["cv_r2"]), 3),
                     "cv_rmse": round(float(r["cv_rmse"]), 1),
