@@ -122,11 +122,15 @@ def fit_biome(df: pd.DataFrame, biome: int, cfg: ModelsConfig, cand: dict[str, l
     grids = grids or {}
     cands: list[_Cand] = []
     for fam in cfg.families:
-        for f_, form, cols in [s for s in specs if s[0] == fam]:
+        for _, form, cols in [sp for sp in specs if sp[0] == fam]:
             sub = df[cols + ["rs", "site_id"]].dropna()
             sub = sub[sub["rs"] > 0]
             X, y, g = sub[cols].to_numpy(float), sub["rs"].to_numpy(float), sub["site_id"].astype(str).to_numpy()
             c = _Cand(fam, form, cols, sub.index.to_numpy(), g, y)
+            if fam != "nls" and y.size < 2 * cfg.inner_folds + 2:  # too few rows to tune: no candidate
+                c.oof = {k: np.full(y.size, np.nan) for k in SCHEMES}
+                cands.append(c)
+                continue
             for scheme in SCHEMES:
                 c.oof[scheme] = oof_predict(fam, form or None, X, y, g, scheme=scheme, folds=cfg.cv_folds, seed=seed,
                                             inner_folds=cfg.inner_folds, grid=grids.get(fam))
