@@ -17,7 +17,7 @@ the real-data check (:mod:`soilresp.models.srdb_covariates`). Per biome:
    skill rows score the pooled out-of-fold predictions on that biome's own rows; the
    ``fallback`` field says so.
 
-The Eq 5 predictor choice uses all of a biome's rows (as in the paper), so the CV skill is
+The Eq 5 predictor choice uses all of a biome's rows (not repeated per CV fold), so the CV skill is
 conditional on the chosen predictors for every family alike.
 """
 

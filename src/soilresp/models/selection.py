@@ -12,6 +12,10 @@ forms (Eq 1 with the chosen T, Eq 2-4 with the chosen predictors) the final mode
 with the highest **cross-validated** R2 (ties: lower RMSE), the paper's rule, so a more
 flexible form only wins when it predicts better. Skill is also reported under site-grouped k-fold
 CV (no site in both training and test folds), the honest estimate for new locations.
+
+:func:`oof_predict` gives the out-of-fold predictions of any family under either scheme (for
+the machine-learning families with the grid search nested in each training fold);
+:func:`soilresp.models.fit_biomes` uses it to compare all families (``docs/models.md``).
 """
 
 from __future__ import annotations
