@@ -65,3 +65,35 @@ def test_stepwise_selection_picks_true_predictors():
     best = next(s for s in sel.skill if s["selected"])
     assert best["cv_r2"] > 0.9 and best["site_cv_r2"] > 0.9
     assert {r["step"] for r in sel.steps} == {"temperature", "moisture", "productivity"}
+
+
+def test_eq5_picks_true_seasonal_version_and_stops_without_moisture():
+    from soilresp.models import candidate_columns, stepwise_predictors
+    from soilresp.models.selection import nls_forms
+
+    rng = np.random.default_rng(8)
+    n = 240
+    df = pd.DataFrame({"tas": rng.uniform(-5, 28, n), "site_id": np.arange(n)})
+    df["tas_mam"] = df["tas"] + rng.normal(0, 4, n)
+    df["tas_jja"] = df["tas"] + rng.normal(0, 4, n)        # the truth is the summer value
+    df["sm_jja"] = rng.uniform(0.1, 0.45, n)
+    df["sm"] = df["sm_jja"] + rng.normal(0, 0.08, n)
+    df.loc[:9, "sm_jja"] = np.nan                           # fewer rows: n/n_max term of Eq 5
+    df["rs"] = predict_form("eq3", TRUE["eq3"], df.tas_jja, df.sm_jja.fillna(0.3)) * np.exp(rng.normal(0, .05, n))
+    cand = {"temperature": candidate_columns(["tas"], df.columns), "moisture": candidate_columns(["sm"], df.columns),
+            "productivity": candidate_columns(["gpp"], df.columns)}
+    assert cand == {"temperature": ["tas", "tas_mam", "tas_jja"], "moisture": ["sm", "sm_jja"], "productivity": []}
+    preds, steps = stepwise_predictors(df, **cand)
+    assert preds == {"T": "tas_jja", "M": "sm_jja"}
+    st = pd.DataFrame(steps)
+    assert st.loc[st.chosen, "candidate"].tolist() == ["tas_jja", "sm_jja"]
+    # eps recomputed from the step table (Eq 5 on that step's candidates)
+    t = st[st.step == "temperature"]
+    np.testing.assert_allclose(t["eps"], eq5_scores(t["rmse"], t["r2"], t["n"]))
+    assert st.loc[st.candidate == "sm_jja", "n"].item() == n - 10
+    assert set(nls_forms(preds)) == {"eq1", "eq2", "eq3"}
+    # no moisture candidate at all: T only, Eq 1 and Eq 2
+    preds2, _ = stepwise_predictors(df, temperature=cand["temperature"], moisture=[], productivity=["gpp"])
+    assert preds2 == {"T": "tas_jja"} and set(nls_forms(preds2)) == {"eq1", "eq2"}
+    with pytest.raises(FitError, match="temperature candidates"):
+        stepwise_predictors(df, temperature=["nope"], moisture=[], productivity=[])

@@ -107,10 +107,10 @@ def _print_recovery(rec: dict, tab) -> None:
     console.print(f"Global trend: estimated {tr['estimated_sen_slope'] * 1000:+.1f} Tg C/yr², "
                   f"true {tr['true_sen_slope'] * 1000:+.1f} Tg C/yr²")
     m = Table(title="Per-biome model choice (random / site-grouped 10-fold CV)")
-    for c in ("biome", "form", "predictors", "true predictors", "n", "CV R²", "site CV R²"):
+    for c in ("biome", "family", "form", "predictors", "true predictors", "n", "CV R²", "site CV R²"):
         m.add_column(c)
     for r in rec["models"]:
-        m.add_row(r["biome"], r["form"], r["predictors"], r["true_predictors"], str(r["n"]),
+        m.add_row(r["biome"], r.get("family", "nls"), r["form"], r["predictors"], r["true_predictors"], str(r["n"]),
                   f"{r['cv_r2']:.2f}", f"{r['site_cv_r2']:.2f}")
     console.print(m)
     a = rec["attribution"]

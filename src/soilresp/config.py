@@ -239,12 +239,45 @@ class BiomesConfig(_Section):
 
 
 class ModelsConfig(_Section):
-    families: list[Literal["nls", "rf", "svr", "ann"]] = Field(default_factory=lambda: ["nls"])
+    """Per-biome models (method step 4); see ``docs/models.md``."""
+
+    families: list[Literal["nls", "rf", "svr", "ann", "qrf"]] = Field(
+        default_factory=lambda: ["nls", "rf", "svr", "ann"],
+        description="candidate families: Eq 1-4 nonlinear least squares ('nls'), random forest "
+        "('rf'), support vector regression ('svr'), neural network ('ann'), quantile regression "
+        "forest ('qrf', gives per-pixel intervals)")
     temperature: list[str] = Field(default_factory=lambda: ["tas", "lst_day", "lst_night"])
     moisture: list[str] = Field(default_factory=lambda: ["pr", "sm", "et_pet"])
     productivity: list[str] = Field(default_factory=lambda: ["gpp", "evi", "ndvi"])
-    cv_folds: int = Field(10, ge=2)
-    min_observations: int = Field(15, ge=5)
+    cv_folds: int = Field(10, ge=2, description="outer k of both k-fold and site-grouped k-fold CV")
+    inner_folds: int = Field(3, ge=2, description="k of the grid search's CV inside each training fold")
+    select_by: Literal["random", "site"] = Field(
+        "random", description="CV whose R2 (ties: RMSE) picks the best model per biome: 'random' "
+        "k-fold (the paper) or 'site'-grouped k-fold")
+    select_from: list[Literal["nls", "rf", "svr", "ann", "qrf"]] | None = Field(
+        None, description="families eligible as a biome's model (default: all of families); e.g. "
+        "['nls'] keeps the paper's parameter Monte Carlo while the other families are still scored")
+    min_observations: int = Field(15, ge=5, description="below this a biome gets the pooled model")
+    n_jobs: int = Field(1, ge=1, description="processes fitting biomes in parallel (joblib); results "
+                        "do not depend on it")
+
+    @field_validator("families")
+    @classmethod
+    def _families(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("give at least one model family")
+        if len(set(v)) != len(v):
+            raise ValueError(f"family listed twice: {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _select_from(self) -> "ModelsConfig":
+        extra = sorted(set(self.select_from or []) - set(self.families))
+        if extra:
+            raise ValueError(f"select_from lists {extra}, which are not in families {self.families}")
+        if self.select_from == []:
+            raise ValueError("select_from must name at least one family (or be left out)")
+        return self
 
 
 class ProductConfig(_Section):
@@ -417,13 +450,17 @@ variable = "biome"
 # land_cover = "data/MCD12Q1_LC_Type1_*.tif"   # year in each file name
 # land_cover_year = 2001
 
-[models]                         # method step 4
-families = ["nls"]               # "nls", "rf", "svr", "ann"
-temperature = ["tas"]            # candidates for T in Eq 2 (stepwise Eq 5 choice)
+[models]                         # method step 4 (docs/models.md)
+families = ["nls", "rf", "svr", "ann"]   # also "qrf": quantile forest with per-pixel intervals
+temperature = ["tas"]            # candidates for T in Eq 2 (stepwise Eq 5 choice; _mam/_jja too)
 moisture = ["pr"]                # candidates for M in Eq 3
 productivity = []                # candidates for P in Eq 4
-cv_folds = 10
-min_observations = 15
+cv_folds = 10                    # 10-fold and site-grouped 10-fold CV
+inner_folds = 3                  # grid-search CV inside each training fold (nested CV)
+select_by = "random"             # best model per biome by "random" (the paper) or "site" CV R2
+# select_from = ["nls"]          # families eligible as the biome's model (default: all families)
+min_observations = 15            # fewer: the biome gets the pooled model of all biomes
+n_jobs = 1                       # processes fitting biomes in parallel (same results)
 
 [product]                        # method step 5
 mc_samples = 500                 # Monte Carlo realisations

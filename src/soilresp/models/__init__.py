@@ -1,10 +1,15 @@
-"""Per-biome Rs models (method step 4): nonlinear regressions (Eq 1-4), Eq 5 selection, CV."""
+"""Per-biome Rs models (method step 4): Eq 1-4, Eq 5 selection, RF/SVR/ANN/QRF, nested CV."""
 
 from soilresp.models.base import (FAMILIES, BiomeModel, load_biome_model, load_biome_models,
                                   save_biome_model)
+from soilresp.models.fit import FitResult, candidate_columns, fit_biome, fit_biomes
+from soilresp.models.ml import ML_FAMILIES, PARAM_GRIDS, make_estimator, make_search
 from soilresp.models.nonlinear import FORMS, FitError, NonlinearRs, predict_form
-from soilresp.models.selection import BiomeSelection, cross_validate, eq5_scores, select_biome
+from soilresp.models.selection import (BiomeSelection, cross_validate, eq5_scores, oof_predict, select_biome,
+                                       stepwise_predictors)
 
 __all__ = ["FAMILIES", "BiomeModel", "load_biome_model", "load_biome_models", "save_biome_model",
-           "FORMS", "FitError", "NonlinearRs", "predict_form", "BiomeSelection",
-           "cross_validate", "eq5_scores", "select_biome"]
+           "FitResult", "candidate_columns", "fit_biome", "fit_biomes", "ML_FAMILIES", "PARAM_GRIDS",
+           "make_estimator", "make_search", "FORMS", "FitError", "NonlinearRs", "predict_form",
+           "BiomeSelection", "cross_validate", "eq5_scores", "oof_predict", "select_biome",
+           "stepwise_predictors"]

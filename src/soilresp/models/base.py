@@ -62,6 +62,8 @@ class BiomeModel:
     def predict(self, X) -> np.ndarray:
         """Rs (g C m-2 yr-1) per row; NaN where any input is missing."""
         X, ok = self._rows(X)
+        if ok.all():  # no missing input: no masking copy
+            return np.asarray(self.estimator.predict(X), dtype=np.float64)
         out = np.full(X.shape[0], np.nan)
         if ok.any():
             out[ok] = self.estimator.predict(X[ok])

@@ -12,6 +12,10 @@ forms (Eq 1 with the chosen T, Eq 2-4 with the chosen predictors) the final mode
 with the highest **cross-validated** R2 (ties: lower RMSE), the paper's rule, so a more
 flexible form only wins when it predicts better. Skill is also reported under site-grouped k-fold
 CV (no site in both training and test folds), the honest estimate for new locations.
+
+:func:`oof_predict` gives the out-of-fold predictions of any family under either scheme (for
+the machine-learning families with the grid search nested in each training fold);
+:func:`soilresp.models.fit_biomes` uses it to compare all families (``docs/models.md``).
 """
 
 from __future__ import annotations
@@ -43,25 +47,50 @@ def _score(y, yhat) -> CVScore:
     return CVScore(float(r2), float(np.sqrt(np.mean((y - yhat) ** 2))), float(np.mean(yhat - y)), int(y.size))
 
 
+def splitter(scheme: str, folds: int, seed: int, n: int, groups: np.ndarray | None):
+    """Outer CV: ``"random"`` k-fold or ``"site"``-grouped k-fold (None when k < 2)."""
+    if scheme == "random":
+        k = min(folds, n)
+        return KFold(k, shuffle=True, random_state=seed) if k >= 2 else None
+    if scheme == "site":
+        k = min(folds, len(np.unique(groups)))
+        return GroupKFold(k, shuffle=True, random_state=seed) if k >= 2 else None
+    raise ValueError(f"CV scheme must be 'random' or 'site', got {scheme!r}")
+
+
+def oof_predict(family: str, form: str | None, X: np.ndarray, y: np.ndarray, groups: np.ndarray, *,
+                scheme: str, folds: int, seed: int, inner_folds: int = 3, grid: dict | None = None) -> np.ndarray:
+    """Out-of-fold predictions (g C m-2 yr-1) under ``scheme`` CV; NaN where a fold's fit failed.
+
+    For the machine-learning families the grid search runs inside each training fold (nested
+    CV), with a site-grouped inner CV when ``scheme == "site"``, so the tuning never sees the
+    test fold.
+    """
+    from soilresp.models.ml import fit_search
+
+    yhat = np.full(y.size, np.nan)
+    cv = splitter(scheme, folds, seed, y.size, groups)
+    if cv is None:
+        return yhat
+    for tr, te in cv.split(X, y, groups if scheme == "site" else None):
+        if family == "nls":
+            try:
+                yhat[te] = NonlinearRs(form).fit(X[tr], y[tr]).predict(X[te])
+            except FitError:
+                pass
+        else:
+            g = groups[tr] if scheme == "site" else None
+            yhat[te] = fit_search(family, X[tr], y[tr], seed=seed, inner_folds=inner_folds, groups=g,
+                                  grid=grid).predict(X[te])
+    return yhat
+
+
 def cross_validate(form: str, X: np.ndarray, y: np.ndarray, *, folds: int, seed: int,
                    groups: np.ndarray | None = None) -> CVScore:
-    """Out-of-fold predictions of a nonlinear form under k-fold (or group k-fold) CV."""
-    n = y.size
-    k = min(folds, n if groups is None else len(np.unique(groups)))
-    if k < 2:
-        return CVScore(np.nan, np.nan, np.nan, int(n))
-    if groups is None:
-        splits = KFold(k, shuffle=True, random_state=seed).split(X)
-    else:
-        splits = GroupKFold(k, shuffle=True, random_state=seed).split(X, y, groups)
-    yhat = np.full(n, np.nan)
-    for tr, te in splits:
-        try:
-            m = NonlinearRs(form).fit(X[tr], y[tr])
-            yhat[te] = m.predict(X[te])
-        except FitError:
-            pass
-    return _score(y, yhat)
+    """Skill of a nonlinear form under k-fold (or, with ``groups``, site-grouped k-fold) CV."""
+    scheme = "random" if groups is None else "site"
+    g = np.zeros(y.size) if groups is None else groups
+    return _score(y, oof_predict("nls", form, X, y, g, scheme=scheme, folds=folds, seed=seed))
 
 
 def eq5_scores(rmse: np.ndarray, r2: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -93,11 +122,13 @@ def _xy(df: pd.DataFrame, cols: list[str]):
     return sub[cols].to_numpy(float), sub["rs"].to_numpy(float), sub["site_id"].to_numpy()
 
 
-def select_biome(df: pd.DataFrame, biome: int, *, temperature: list[str], moisture: list[str],
-                 productivity: list[str], folds: int = 10, seed: int = 0) -> BiomeSelection:
-    """Stepwise Eq 5 predictor choice and best nonlinear form for one biome's observations.
+def stepwise_predictors(df: pd.DataFrame, *, temperature: list[str], moisture: list[str],
+                        productivity: list[str], biome: int = 0) -> tuple[dict[str, str], list[dict]]:
+    """Eq 5 stepwise choice of T (Eq 2), then M (Eq 3 with T), then P (Eq 4 with T, M).
 
-    ``df`` has columns ``rs`` (g C m-2 yr-1), ``site_id`` and the candidate predictors.
+    Returns ``({"T": ..., "M": ..., "P": ...}, steps)``: the chosen names (M, P absent when no
+    candidate could be fitted) and one row per candidate (step, form, candidate, r2, rmse, n,
+    eps, chosen). Metrics are those of the fit on all rows with the candidate present.
     """
     steps: list[dict] = []
 
@@ -125,15 +156,38 @@ def select_biome(df: pd.DataFrame, biome: int, *, temperature: list[str], moistu
 
     T = run_step("temperature", "eq2", [], temperature)
     if T is None:
-        raise FitError(f"biome {biome}: none of the temperature candidates {temperature} is available")
+        raise FitError(f"biome {biome}: none of the temperature candidates {temperature} can be fitted")
+    preds = {"T": T}
     M = run_step("moisture", "eq3", [T], moisture)
-    P = run_step("productivity", "eq4", [T, M], productivity) if M else None
-
-    forms = {"eq1": [T], "eq2": [T]}
     if M:
-        forms["eq3"] = [T, M]
-    if P:
-        forms["eq4"] = [T, M, P]
+        preds["M"] = M
+        P = run_step("productivity", "eq4", [T, M], productivity)
+        if P:
+            preds["P"] = P
+    return preds, steps
+
+
+def nls_forms(predictors: dict[str, str]) -> dict[str, list[str]]:
+    """Eq 1-4 with the chosen predictors (Eq 3 needs M, Eq 4 needs M and P)."""
+    T = predictors["T"]
+    forms = {"eq1": [T], "eq2": [T]}
+    if "M" in predictors:
+        forms["eq3"] = [T, predictors["M"]]
+        if "P" in predictors:
+            forms["eq4"] = [T, predictors["M"], predictors["P"]]
+    return forms
+
+
+def select_biome(df: pd.DataFrame, biome: int, *, temperature: list[str], moisture: list[str],
+                 productivity: list[str], folds: int = 10, seed: int = 0) -> BiomeSelection:
+    """Stepwise Eq 5 predictor choice and best nonlinear form for one biome's observations.
+
+    ``df`` has columns ``rs`` (g C m-2 yr-1), ``site_id`` and the candidate predictors. The
+    nonlinear-only path; :func:`soilresp.models.fit_biomes` adds the machine-learning families.
+    """
+    preds, steps = stepwise_predictors(df, temperature=temperature, moisture=moisture,
+                                       productivity=productivity, biome=biome)
+    forms = nls_forms(preds)
     skill = []
     for form, cols in forms.items():
         X, y, g = _xy(df, cols)
@@ -151,5 +205,4 @@ def select_biome(df: pd.DataFrame, biome: int, *, temperature: list[str], moistu
     cols = forms[best["form"]]
     X, y, _ = _xy(df, cols)
     model = NonlinearRs(best["form"]).fit(X, y)
-    preds = dict(zip(("T", "M", "P"), cols))
     return BiomeSelection(biome, preds, best["form"], model, steps, skill)
