@@ -84,7 +84,7 @@ def recovery_report(run_dir: Path, world_dir: Path) -> dict:
             "year": years, "estimated_pg": np.round(e, 4).tolist(), "true_pg": np.round(t, 4).tolist(),
             "relative_error": np.round(rel, 5).tolist(), "max_abs_relative_error": float(np.max(np.abs(rel))),
         }
-        if "mc_lo" in est:
+        if "mc_lo" in est and est["mc_lo"].notna().all():
             inside = (t >= est["mc_lo"].to_numpy()) & (t <= est["mc_hi"].to_numpy())
             per_region[reg]["truth_inside_mc_95"] = int(inside.sum())
     st = io.read_table(run_dir / "trends" / "series_trends.parquet").set_index("region")

@@ -301,7 +301,8 @@ def write_world(
     resolution: float = 1.0,
     years: tuple[int, int] = (2000, 2014),
     seed: int = 42,
-    n_sites: int = 420,
+    n_sites: int = 700,
+    max_years_per_site: int = 3,
     lat_bounds: tuple[float, float] = (-60.0, 84.0),
     chunk: int = 256,
     progress: Callable[[str, int, int], None] | None = None,
@@ -370,7 +371,8 @@ def write_world(
     paths["biomes"] = _to_netcdf(bio_ds, out / "biomes.nc")
 
     # 4. field observations in SRDB format
-    paths["srdb"] = _write_observations(out / "srdb-data.csv", world, truth, grid, n_sites, seed)
+    paths["srdb"] = _write_observations(out / "srdb-data.csv", world, truth, grid, n_sites, seed,
+                                        max_years_per_site)
 
     # 5. true totals and trends
     paths["truth_json"] = _write_truth_json(out / "truth.json", truth, grid, world)
@@ -448,7 +450,7 @@ _ECOSYSTEM = {1: ("Forest", "Deciduous"), 2: ("Forest", "Evergreen"), 3: ("Fores
 
 
 def _write_observations(path: Path, world: SyntheticWorld, truth: xr.Dataset, grid: Grid,
-                        n_sites: int, seed: int) -> Path:
+                        n_sites: int, seed: int, max_years_per_site: int = 3) -> Path:
     """Sample sites (biased to the temperate zone, every biome represented) and years."""
     rng = np.random.default_rng([seed, 7])
     biome = truth["biome"].values  # static map: small (lat, lon) int8
@@ -475,7 +477,7 @@ def _write_observations(path: Path, world: SyntheticWorld, truth: xr.Dataset, gr
     rs_true = truth["rs_true"]
     for s, idx in enumerate(chosen):
         i, j = ii[idx], jj[idx]
-        n_y = int(rng.integers(1, 6))
+        n_y = int(rng.integers(1, max_years_per_site + 1))
         ys = np.sort(rng.choice(years, size=min(n_y, years.size), replace=False))
         lat = grid.lat[i] + rng.uniform(-0.4, 0.4) * grid.resolution
         lon = grid.lon[j] + rng.uniform(-0.4, 0.4) * grid.resolution
