@@ -367,7 +367,15 @@ def monte_carlo_totals(cube: xr.Dataset, bio: xr.Dataset, models: dict[int, Biom
     biome, region = bio["biome"], bio["region"]
     counts = stratum_counts(biome, region) if s.sample_pixels > 0 else np.zeros(_N_STRATA)
     p_table = inclusion_probabilities(counts, s.sample_pixels, s.min_per_stratum)
-    chunks = dict(zip(cube[names[0]].dims, cube[names[0]].chunks))
+    if training is None:
+        needs = [c for c, m in models.items() if s.mode == "bootstrap" or m.family != "nls"]
+        if needs and s.n:
+            raise ValueError(f"biome {needs[0]}: the {s.mode!r} Monte Carlo of a {models[needs[0]].family!r} "
+                             "model needs the training table (sites/training.parquet)")
+    first = cube[names[0]]
+    if first.chunks is None:
+        first = first.chunk({"year": -1})
+    chunks = dict(zip(first.dims, first.chunks))
     bchunks = {d: chunks[d] for d in biome.dims}
     area2d = bio["cell_area"].broadcast_like(biome).chunk(bchunks)
     b3 = biome.chunk(bchunks).data[None]
