@@ -48,9 +48,13 @@ def regional_mean_series(da: xr.DataArray, valid: xr.DataArray, region: xr.DataA
 
 
 def series_partial_correlations(rs, cube, names, region, area) -> pd.DataFrame:
+    """Fig 3: detrended partial correlation (``stats.partial_corr``, time as a covariate) of the
+    area-weighted mean Rs series with each driver's mean series, controlling for the other
+    drivers, for the globe and each region; columns region, driver, r, p, df."""
     valid = rs.notnull().all("year")
-    y = regional_mean_series(rs, valid, region, area).compute()
-    X = [regional_mean_series(cube[n], valid, region, area).compute() for n in names]
+    # one dask pass over Rs and every driver (only the (region, year) series are held)
+    y, *X = dask.compute(regional_mean_series(rs, valid, region, area),
+                         *(regional_mean_series(cube[n], valid, region, area) for n in names))
     rows = []
     for reg in y["region"].values:
         yy = y.sel(region=reg).values

@@ -72,6 +72,9 @@ LONG_NAMES = {
     "tc": "tree canopy cover", "sv": "short vegetation cover", "bg": "bare ground cover",
 }
 
+# Log-sd of the fertility factor of GPP (0 = GPP a function of climate and cover only).
+FERTILITY_SD = 0.35
+
 # True per-biome model: predictor names and Eq 4 parameters (a, b, c, d, e, f).
 TRUE_MODELS: dict[int, dict] = {
     1: {"T": "tas", "M": "sm", "P": "gpp", "params": [210.0, 0.075, -0.0012, 2.2, -2.6, 0.14]},
@@ -145,6 +148,9 @@ class SyntheticWorld:
         }
         self._global_anom = rng.normal(0.0, 1.0, size=ny)
         self._noise_seed = int(rng.integers(0, 2**31 - 1))
+        # site fertility (nutrients, soils, management): spatial productivity contrast that
+        # climate does not explain; drawn last so the other fields keep their values
+        self._w["fert"] = _Waves.draw(rng)
 
     @property
     def year_values(self) -> np.ndarray:
@@ -221,7 +227,8 @@ class SyntheticWorld:
         # --- productivity: depends on climate and land cover
         fT = _sig((tas - 5.0) / 6.0)
         fM = 1.0 - np.exp(-pr / 800.0)
-        gpp = 50.0 + 3200.0 * fT * fM * cover * (1.0 + 0.004 * (tc_ + (ny - 1) / 2.0))
+        fert = np.exp(FERTILITY_SD * w["fert"](xyz))
+        gpp = 50.0 + 3200.0 * fT * fM * cover * fert * (1.0 + 0.004 * (tc_ + (ny - 1) / 2.0))
         evi = 0.05 + 0.55 * (1.0 - np.exp(-gpp / 2000.0))
         ndvi = 0.1 + 0.8 * (1.0 - np.exp(-gpp / 1200.0))
 

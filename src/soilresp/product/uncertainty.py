@@ -333,12 +333,18 @@ def _mc_block(biome, region, area, *arrays, members, names, p_table, seed, block
 
 
 def _fit_batch(models, rs, s, training, steps):
+    import warnings
+
     cache: dict = {}
     out, failed = [], 0
-    for r in rs:
-        mods, f = realisation_models(models, r, s, training, steps, cache)
-        out.append(mods)
-        failed += f
+    with warnings.catch_warnings(), np.errstate(over="ignore", invalid="ignore"):
+        # trial steps of the least-squares solver on resampled data may overflow; a failed
+        # fit is retried or counted, never silently kept
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for r in rs:
+            mods, f = realisation_models(models, r, s, training, steps, cache)
+            out.append(mods)
+            failed += f
     return out, failed
 
 
