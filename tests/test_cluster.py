@@ -21,7 +21,8 @@ HEAVY = ("product", "uncertainty", "trends", "attribution")
 def _inputs(out):
     cube, bio, tr = _world(seed=2, ny=10)
     rng = np.random.default_rng(1)
-    cube["tc"] = (cube["sm"] * 150 + rng.normal(0, 2, cube["sm"].shape)).astype(np.float32)
+    ramp = np.linspace(0.0, 70.0, cube.sizes["lon"])[None, None, :]  # covers below and above 25 %
+    cube["tc"] = (ramp + 40 * cube["sm"] + rng.normal(0, 2, cube["sm"].shape) - 10).clip(0, 100).astype(np.float32)
     cube["tc"].attrs["units"] = "%"
     cube = cube.chunk({"year": -1, "lat": 5, "lon": 7})
     io.write_zarr(out / "drivers" / "drivers.zarr", cube)

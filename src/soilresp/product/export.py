@@ -70,6 +70,8 @@ def _layer_to_cog(da: xr.DataArray, dest: Path) -> Path:
     import rioxarray  # noqa: F401  (registers .rio)
 
     da = da.isel(lat=slice(None, None, -1))  # north up
+    da.attrs.pop("_FillValue", None)
+    da.encoding = {}
     if da.dtype == bool:
         da = da.astype(np.uint8)
     da = da.rio.set_spatial_dims(x_dim="lon", y_dim="lat").rio.write_crs("EPSG:4326")
