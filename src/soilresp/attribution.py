@@ -109,7 +109,10 @@ def run(ctx) -> None:
             rej, q = stats.xr_fdr_bh(out[key], alpha)
             out["q_" + key[2:]] = q.astype(np.float32)
             out["sig_" + key[2:]] = rej
-    io.write_zarr(ctx.path("attribution", "pixel_partial_corr.zarr"), out, ctx.prov("attribution"))
+    from soilresp.product._progress import task_progress
+
+    with task_progress(ctx.progress, "pixel partial correlations"):
+        io.write_zarr(ctx.path("attribution", "pixel_partial_corr.zarr"), out, ctx.prov("attribution"))
 
     ctx.progress("attribution", 3, 4)
     # lazy from here on: every sum below is computed in one dask pass, chunk by chunk

@@ -94,6 +94,14 @@ def recovery_report(run_dir: Path, world_dir: Path) -> dict:
         trends[reg] = {"estimated_sen_slope": est, "true_sen_slope": tt["sen_slope"],
                        "same_sign": bool(np.sign(est) == np.sign(tt["sen_slope"])),
                        "relative_error": (est - tt["sen_slope"]) / tt["sen_slope"] if tt["sen_slope"] else None}
+    mts = run_dir / "uncertainty" / "mc_trend_summary.parquet"
+    if mts.is_file():
+        ts = io.read_table(mts)
+        for _, r in ts.iterrows():
+            if r["region"] in trends and np.isfinite(r.get("slope_lo", np.nan)):
+                t = trends[r["region"]]["true_sen_slope"]
+                trends[r["region"]].update(mc_slope_lo=float(r["slope_lo"]), mc_slope_hi=float(r["slope_hi"]),
+                                           truth_inside_mc_trend_95=bool(r["slope_lo"] <= t <= r["slope_hi"]))
     sel = io.read_table(run_dir / "models" / "selected.parquet")
     models = []
     for _, r in sel.iterrows():

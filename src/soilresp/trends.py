@@ -91,11 +91,12 @@ def run(ctx) -> None:
     t = ctx.cfg.trends
     rs = io.open_zarr(ctx.path("product", "rs.zarr"), ["rs"])["rs"]
     bio = io.open_zarr(ctx.path("biomes", "biomes.zarr"), ["region", "cell_area"])
-    ctx.progress("pixel trends", 0, 1)
+    from soilresp.product._progress import task_progress
+
     rs = rs.chunk({"year": -1})
-    ds = pixel_trends(rs, alpha=t.alpha, slight_alpha=t.slight_alpha, min_years=t.min_years, fdr=t.fdr)
-    io.write_zarr(ctx.path("trends", "trends.zarr"), ds, ctx.prov("trends"))
-    ctx.progress("pixel trends", 1, 1)
+    with task_progress(ctx.progress, "pixel trends"):
+        ds = pixel_trends(rs, alpha=t.alpha, slight_alpha=t.slight_alpha, min_years=t.min_years, fdr=t.fdr)
+        io.write_zarr(ctx.path("trends", "trends.zarr"), ds, ctx.prov("trends"))
     totals = io.read_table(ctx.path("product", "totals.parquet"), ["region", "year", "total_pg"])
     st = series_trends(totals, n_boot=t.bootstrap, alpha=t.alpha, seed=ctx.cfg.run.seed,
                        min_years=t.min_years)

@@ -231,17 +231,17 @@ def run(ctx) -> None:
     bio = io.open_zarr(ctx.path("biomes", "biomes.zarr"), ["biome", "region", "cell_area"])
     ds = predict_dataset(cube, bio["biome"], models, intervals=pc.intervals,
                          quantiles=pc.interval_quantiles)
-    ctx.progress("predict Rs", 0, 1)
-    io.write_zarr(ctx.path("product", "rs.zarr"), ds, ctx.prov("product"))
-    ctx.progress("predict Rs", 1, 1)
+    from soilresp.product._progress import task_progress
+
+    with task_progress(ctx.progress, "predict Rs"):
+        io.write_zarr(ctx.path("product", "rs.zarr"), ds, ctx.prov("product"))
     rs = io.open_zarr(ctx.path("product", "rs.zarr"))["rs"]
-    ctx.progress("totals", 0, 1)
-    tot, ar = dask.compute(regional_totals(rs, bio["region"], bio["cell_area"]),
-                           regional_areas(rs, bio["region"], bio["cell_area"]))
+    with task_progress(ctx.progress, "totals"):
+        tot, ar = dask.compute(regional_totals(rs, bio["region"], bio["cell_area"]),
+                               regional_areas(rs, bio["region"], bio["cell_area"]))
+        prof = latitude_profile(rs, bio["cell_area"])
     io.write_table(ctx.path("product", "totals.parquet"), totals_table(tot, ar), ctx.prov("product"))
-    prof = latitude_profile(rs, bio["cell_area"])
     io.write_table(ctx.path("product", "latitude_profile.parquet"), prof, ctx.prov("product"))
-    ctx.progress("totals", 1, 1)
 
 
 # Monte Carlo lives in soilresp.product.uncertainty; re-exported for convenience.
