@@ -187,7 +187,11 @@ def report(r: dict, args) -> None:
             tot_cells += h_cell
         print(f"{row['stage']:<12} {s:8.1f} {row['peak_gb']:8.2f} {land / s:12,.0f} {land * ny / s:12,.0f} "
               f"{h_land:14.2f} {h_cell:15.2f}")
-        print("             phases (s from stage start): " + ", ".join(f"{n} @{t}" for n, t in row["phases"]))
+        spans: dict[str, list[float]] = {}
+        for n, t in row["phases"]:
+            spans.setdefault(n.rsplit(" ", 1)[0], []).append(t)
+        print("             phases (s from stage start): " +
+              ", ".join(f"{n} {min(v):.1f}-{max(v):.1f}" for n, v in spans.items()))
     print(f"projected 1 km central estimate + trends + partial correlations + attribution: "
           f"{tot_land:.2f} h scaled by land pixels (150 M), {tot_cells:.2f} h scaled by all cells "
           f"({KM1_CELLS / 1e6:.0f} M) (target < 8 h)")
