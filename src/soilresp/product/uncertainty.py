@@ -400,13 +400,20 @@ def monte_carlo_totals(cube: xr.Dataset, bio: xr.Dataset, models: dict[int, Biom
 
     central = grid_sums(dask.delayed([models]), 1).compute()[0]
     batches = [list(range(i, min(i + s.batch, s.n))) for i in range(0, s.n, s.batch)]
+    # nonlinear realisations are small: all batches run at once (fits in parallel); with
+    # machine-learning refits, one batch of models at a time bounds the memory
+    group = max(1, len(batches)) if all(m.family == "nls" for m in models.values()) and s.mode == "parameters" else 1
     totals, failed = [], 0
-    for k, rs in enumerate(batches):
+    for k in range(0, len(batches), group):
         say("Monte Carlo", k, len(batches))
-        fit = dask.delayed(_fit_batch, pure=True, nout=2)(models, rs, s, training, steps)
-        sums, f = dask.compute(grid_sums(fit[0], len(rs)), fit[1])
-        totals.append(sums)
-        failed += int(f)
+        sums, fails = [], []
+        for rs in batches[k:k + group]:
+            fit = dask.delayed(_fit_batch, pure=True, nout=2)(models, rs, s, training, steps)
+            sums.append(grid_sums(fit[0], len(rs)))
+            fails.append(fit[1])
+        sums, fails = dask.compute(sums, fails)
+        totals += list(sums)
+        failed += int(sum(fails))
     say("Monte Carlo", len(batches), len(batches))
     tot = np.concatenate(totals) if totals else np.zeros((0, 2, ny, len(REGIONS)))
     years = cube["year"].values
