@@ -167,3 +167,26 @@ def test_trend_inside_each_realisation_matches_scipy():
     for _, r in t.sample(5, random_state=0).iterrows():
         y = mc["total"].sel(realisation=r.realisation, region=r.region).values
         assert r.slope == pytest.approx(theilslopes(y, x).slope, rel=1e-12)
+
+
+def test_qualitative_draws_from_eq5_candidates():
+    from soilresp.product.uncertainty import qualitative_draws
+
+    cube, bio, tr = _world()
+    rng = np.random.default_rng(9)
+    cube["tas2"] = cube["tas"] + rng.normal(0, 0.5, cube["tas"].shape).astype(np.float32)
+    tr["tas2"] = tr["tas"] + rng.normal(0, 0.5, len(tr))
+    models = _models(tr, ("nls", "nls", "nls"))
+    steps = pd.DataFrame([{"biome": b, "step": "temperature", "candidate": c, "eps": e}
+                          for b in (1, 2, 3) for c, e in (("tas", 1.0), ("tas2", 0.95), ("sm", 0.5))])
+    s = MCSettings(n=30, seed=2, qualitative="eq5")
+    keys = qualitative_draws(models, s, tr, steps)
+    assert keys and {k[1] for k in keys} == {("tas2",)}  # sm is outside the 10 % tolerance
+    assert {k[1] for k in qualitative_draws(models, MCSettings(n=30, seed=2, qualitative="uniform"), tr, steps)} \
+        == {("tas2",), ("sm",)}
+    a = monte_carlo_totals(cube.chunk({"lat": 6}), bio, models, s, tr, steps)
+    b = monte_carlo_totals(cube.chunk({"lat": 4}), bio, models, MCSettings(n=30, seed=2, qualitative="eq5", batch=7),
+                           tr, steps)
+    np.testing.assert_allclose(a["total"].values, b["total"].values, rtol=1e-12)
+    none = monte_carlo_totals(cube, bio, models, MCSettings(n=30, seed=2, qualitative="none"), tr, steps)
+    assert not np.allclose(a["total"].values, none["total"].values)

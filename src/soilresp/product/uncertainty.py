@@ -186,6 +186,44 @@ def bootstrap_refit(model: BiomeModel, X, y, groups, rng, unit: str = "site", tr
     return model, False
 
 
+def _refit(m: BiomeModel, training: pd.DataFrame, preds) -> np.ndarray | None:
+    """Parameters of the model's form refitted with other predictors; None when the fit
+    fails or ends on a parameter bound (a degenerate optimum is not a candidate model)."""
+    try:
+        X, y, _ = training_rows(m, training, preds)
+        fit = NonlinearRs(m.form).fit(X, y)
+    except (FitError, ValueError, KeyError):
+        return None
+    return None if fit.at_bound_ else fit.params_
+
+
+def _refits(models, keys, training):
+    import warnings
+
+    with warnings.catch_warnings(), np.errstate(over="ignore", invalid="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return {k: _refit(models[k[0]], training, list(k[1])) for k in keys}
+
+
+def qualitative_draws(models: dict[int, BiomeModel], s: MCSettings, training, steps) -> set:
+    """The distinct (biome, predictors) sets other than the selected ones that the
+    realisations draw (the same draws :func:`realisation_models` makes)."""
+    keys = set()
+    if s.mode != "parameters" or s.qualitative == "none" or training is None or steps is None:
+        return keys
+    available = set(training.columns)
+    for r in range(s.n):
+        for code in sorted(models):
+            m = models[code]
+            if m.family != "nls":
+                continue
+            preds = _draw_predictors(m, steps, np.random.default_rng([s.seed, 9173, r, code]),
+                                     s.qualitative, available, s.eps_tolerance)
+            if preds != list(m.predictors):
+                keys.add((code, tuple(preds)))
+    return keys
+
+
 def realisation_models(models: dict[int, BiomeModel], r: int, s: MCSettings,
                        training: pd.DataFrame | None, steps: pd.DataFrame | None,
                        cache: dict | None = None) -> tuple[dict, int]:
@@ -204,13 +242,7 @@ def realisation_models(models: dict[int, BiomeModel], r: int, s: MCSettings,
             if preds != list(m.predictors):
                 key = (code, tuple(preds))
                 if key not in cache:
-                    try:
-                        X, y, _ = training_rows(m, training, preds)
-                        fit = NonlinearRs(m.form).fit(X, y)
-                        # a degenerate optimum on a parameter bound is not a candidate model
-                        cache[key] = None if fit.at_bound_ else fit.params_
-                    except (FitError, ValueError, KeyError):
-                        cache[key] = None
+                    cache[key] = _refit(m, training, preds)
                 if cache[key] is None:
                     preds, failed = list(m.predictors), failed + 1
                 else:
@@ -332,10 +364,10 @@ def _mc_block(biome, region, area, *arrays, members, names, p_table, seed, block
     return acc[..., None, None]
 
 
-def _fit_batch(models, rs, s, training, steps):
+def _fit_batch(models, rs, s, training, steps, refits=None):
     import warnings
 
-    cache: dict = {}
+    cache: dict = dict(refits or {})
     out, failed = [], 0
     with warnings.catch_warnings(), np.errstate(over="ignore", invalid="ignore"):
         # trial steps of the least-squares solver on resampled data may overflow; a failed
@@ -402,13 +434,17 @@ def monte_carlo_totals(cube: xr.Dataset, bio: xr.Dataset, models: dict[int, Biom
     batches = [list(range(i, min(i + s.batch, s.n))) for i in range(0, s.n, s.batch)]
     # nonlinear realisations are small: all batches run at once (fits in parallel); with
     # machine-learning refits, one batch of models at a time bounds the memory
+    # each distinct drawn predictor set is refitted once, in parallel tasks, then shared
+    keys = sorted(qualitative_draws(models, s, training, steps))
+    parts = [dask.delayed(_refits, pure=True)(models, keys[i::2], training) for i in range(2)] if keys else []
+    refits = {k: v for d in dask.compute(*parts) for k, v in d.items()} if parts else None
     group = max(1, len(batches)) if all(m.family == "nls" for m in models.values()) and s.mode == "parameters" else 1
     totals, failed = [], 0
     for k in range(0, len(batches), group):
         say("Monte Carlo", k, len(batches))
         sums, fails = [], []
         for rs in batches[k:k + group]:
-            fit = dask.delayed(_fit_batch, pure=True, nout=2)(models, rs, s, training, steps)
+            fit = dask.delayed(_fit_batch, pure=True, nout=2)(models, rs, s, training, steps, refits)
             sums.append(grid_sums(fit[0], len(rs)))
             fails.append(fit[1])
         sums, fails = dask.compute(sums, fails)
