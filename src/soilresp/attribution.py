@@ -48,9 +48,13 @@ def regional_mean_series(da: xr.DataArray, valid: xr.DataArray, region: xr.DataA
 
 
 def series_partial_correlations(rs, cube, names, region, area) -> pd.DataFrame:
+    """Fig 3: detrended partial correlation (``stats.partial_corr``, time as a covariate) of the
+    area-weighted mean Rs series with each driver's mean series, controlling for the other
+    drivers, for the globe and each region; columns region, driver, r, p, df."""
     valid = rs.notnull().all("year")
-    y = regional_mean_series(rs, valid, region, area).compute()
-    X = [regional_mean_series(cube[n], valid, region, area).compute() for n in names]
+    # one dask pass over Rs and every driver (only the (region, year) series are held)
+    y, *X = dask.compute(regional_mean_series(rs, valid, region, area),
+                         *(regional_mean_series(cube[n], valid, region, area) for n in names))
     rows = []
     for reg in y["region"].values:
         yy = y.sel(region=reg).values
@@ -65,6 +69,7 @@ def series_partial_correlations(rs, cube, names, region, area) -> pd.DataFrame:
 def run(ctx) -> None:
     a = ctx.cfg.attribution
     alpha = ctx.cfg.trends.alpha
+    fdr = ctx.cfg.trends.fdr
     names = list(a.drivers)
     cube = io.open_zarr(ctx.path("drivers", "drivers.zarr"))
     missing = [n for n in names if n not in cube]
@@ -81,6 +86,7 @@ def run(ctx) -> None:
     io.write_table(ctx.path("attribution", "series_partial_corr.parquet"), spc, ctx.prov("attribution"))
 
     ctx.progress("attribution", 1, 4)
+    rs = rs.chunk({"year": -1})
     pc = stats.xr_partial_corr(rs, {n: cube[n] for n in names}, dim="year")
     out = xr.Dataset()
     for n in names:
@@ -89,12 +95,24 @@ def run(ctx) -> None:
             keep = cube[n].mean("year") > _cover_threshold(cube[n], a.cover_threshold)
             r, p = r.where(keep), p.where(keep)
         out[f"r_{n}"], out[f"p_{n}"] = r.astype(np.float32), p.astype(np.float32)
-    out.attrs["df"] = int(pc.attrs.get("df", -1))
+    out.attrs.update({"df": int(pc.attrs.get("df", -1)), "critical_r": float(pc.attrs.get("critical_r", np.nan)),
+                      "cover_threshold": a.cover_threshold, "fdr": int(fdr)})
     ctx.progress("attribution", 2, 4)
     for n in names:
         dt = stats.xr_trend(cube[n], dim="year", alpha=alpha, min_years=ctx.cfg.trends.min_years)
         out[f"p_trend_{n}"] = dt["p"].astype(np.float32)
-    io.write_zarr(ctx.path("attribution", "pixel_partial_corr.zarr"), out, ctx.prov("attribution"))
+        out[f"slope_{n}"] = dt["slope"].astype(np.float32)
+        out[f"slope_{n}"].attrs = {"long_name": f"Theil-Sen slope of {n}",
+                                   "units": f"({cube[n].attrs.get('units', '1')}) yr-1"}
+    if fdr:  # Benjamini-Hochberg on every map, chunked two-pass (never holds a map)
+        for key in [k for k in out.data_vars if k.startswith("p_")]:
+            rej, q = stats.xr_fdr_bh(out[key], alpha)
+            out["q_" + key[2:]] = q.astype(np.float32)
+            out["sig_" + key[2:]] = rej
+    from soilresp.product._progress import task_progress
+
+    with task_progress(ctx.progress, "pixel partial correlations"):
+        io.write_zarr(ctx.path("attribution", "pixel_partial_corr.zarr"), out, ctx.prov("attribution"))
 
     ctx.progress("attribution", 3, 4)
     # lazy from here on: every sum below is computed in one dask pass, chunk by chunk
@@ -107,7 +125,10 @@ def run(ctx) -> None:
     change = np.abs(tr["net_change"]) * area  # g C yr-1 of change per pixel
     if lc:
         pstack = xr.concat([out[f"p_trend_{n}"].fillna(1.0) for n in lc], dim="lc")
-        lc_sig = (pstack < alpha).any("lc")
+        if fdr:
+            lc_sig = xr.concat([out[f"sig_trend_{n}"] for n in lc], dim="lc").any("lc")
+        else:
+            lc_sig = (pstack < alpha).any("lc")
         dominant = pstack.argmin("lc")
     else:
         lc_sig = xr.zeros_like(valid_rs)
@@ -116,7 +137,8 @@ def run(ctx) -> None:
     for reg, m in masks.items():
         sums[(reg, "sig_rs")] = area.where(m & sig_rs).sum()
         for n in names:
-            sums[(reg, "both", n)] = area.where(m & sig_rs & (out[f"p_trend_{n}"] < alpha)).sum()
+            drv_sig = out[f"sig_trend_{n}"].astype(bool) if fdr else out[f"p_trend_{n}"] < alpha
+            sums[(reg, "both", n)] = area.where(m & sig_rs & drv_sig).sum()
         sums[(reg, "change")] = change.where(m).sum()
         sums[(reg, "change_lc")] = change.where(m & lc_sig).sum()
         for k, n in enumerate(lc):

@@ -155,7 +155,8 @@ def _one_stage(name: str):
 
 for _name, _help in (("drivers", "Build the driver cube (annual, MAM, JJA) on the target grid."),
                      ("fit", "Fit, select and cross-validate the per-biome models."),
-                     ("predict", "Predict Rs for every land pixel and year; totals and Monte Carlo CI."),
+                     ("predict", "Predict Rs for every land pixel and year (model family, QRF intervals); totals."),
+                     ("uncertainty", "Monte Carlo totals: 95 % CI per year and region, trend per realisation."),
                      ("trends", "Per-pixel and regional trends (Mann-Kendall, Theil-Sen, bootstrap)."),
                      ("attribute", "Partial correlations and climate vs land-cover shares of change.")):
     _stage = {"fit": "models", "predict": "product", "attribute": "attribution"}.get(_name, _name)
@@ -193,6 +194,28 @@ def report_cmd(
     for note in summary["absent"]:
         console.print(f"[yellow]absent:[/] {note}", highlight=False)
     console.print(f"HTML report: {html_path}")
+
+
+@app.command("export")
+def export_cmd(
+    path: Path = typer.Argument(..., help="A soilresp grid, e.g. soilresp-out/product/rs.zarr."),
+    format: str = typer.Option("netcdf", "--format", help="'netcdf' (one CF file) or 'cog' (one COG per variable and year)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output file (netcdf) or folder (cog); default beside PATH."),
+    variable: Optional[list[str]] = typer.Option(None, "--variable", help="COG: only this variable (repeatable)."),
+):
+    """Export a Zarr output as CF NetCDF or Cloud-Optimized GeoTIFFs."""
+    from soilresp.product import export
+
+    with _errors():
+        if format not in export.FORMATS:
+            raise typer.BadParameter(f"--format must be one of {export.FORMATS}")
+        if format == "netcdf":
+            dest = export.to_netcdf(path, out or path.with_suffix(".nc"))
+            console.print(f"wrote {dest}")
+        else:
+            with _progress() as (progress, _):
+                files = export.to_cog(path, out or path.with_suffix(".cog"), variable or None, progress)
+            console.print(f"wrote {len(files)} COG files in {files[0].parent if files else out}")
 
 
 @app.command("field")

@@ -281,12 +281,37 @@ class ModelsConfig(_Section):
 
 
 class ProductConfig(_Section):
-    mc_samples: int = Field(500, ge=0)
-    param_cv: float = Field(0.10, ge=0, le=1)
+    """Global product and its Monte Carlo uncertainty (method step 5; docs/product.md)."""
+
+    intervals: bool = Field(True, description="write rs_lo / rs_hi where a biome's model gives "
+                            "prediction intervals (quantile forest)")
+    interval_quantiles: tuple[float, float] = Field((0.025, 0.975), description="quantiles of rs_lo, rs_hi")
+    mc_samples: int = Field(500, ge=0, description="Monte Carlo realisations (0 = none)")
+    mc_mode: Literal["parameters", "bootstrap"] = Field(
+        "parameters", description="'parameters': the paper's scheme (Normal parameter draws, Eq 5 "
+        "predictor draws; ML families refitted on bootstrap samples); 'bootstrap': every family "
+        "refitted on resampled training rows")
+    param_cv: float = Field(0.10, ge=0, le=1, description="coefficient of variation of model parameters")
+    mc_qualitative: Literal["eq5", "uniform", "none"] = Field(
+        "eq5", description="predictor draws from the Eq 5 candidates: weighted by eps, uniform, or none")
+    mc_eps_tolerance: float = Field(0.10, ge=0, le=1, description="'eq5' draws among candidates whose "
+                                    "Eq 5 score is within this fraction of the step's best")
+    mc_bootstrap_unit: Literal["site", "row"] = Field("site", description="resample sites or rows")
+    mc_sample_pixels: int = Field(0, ge=0, description="0: every pixel in every realisation; N: "
+                                  "totals from a stratified random sample of about N pixels")
+    mc_min_per_stratum: int = Field(30, ge=1, description="minimum sample per biome x region stratum")
+    mc_batch: int = Field(50, ge=1, description="realisations per dask task (memory / parallelism)")
     region_temperature: str = "tas"
     region_bounds: tuple[float, float] = Field(
         (2.0, 17.0), description="boreal < low <= temperate <= high < tropical, degC"
     )
+
+    @field_validator("interval_quantiles")
+    @classmethod
+    def _quantiles(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not 0 < v[0] < v[1] < 1:
+            raise ValueError(f"interval_quantiles must satisfy 0 < lo < hi < 1, got {list(v)}")
+        return v
 
 
 class TrendsConfig(_Section):
@@ -462,11 +487,21 @@ select_by = "random"             # best model per biome by "random" (the paper) 
 min_observations = 15            # fewer: the biome gets the pooled model of all biomes
 n_jobs = 1                       # processes fitting biomes in parallel (same results)
 
-[product]                        # method step 5
-mc_samples = 500                 # Monte Carlo realisations
-param_cv = 0.10                  # coefficient of variation of model parameters
-region_temperature = "tas"       # tropical > 17 degC, temperate 2-17, boreal < 2
+[product]                        # method step 5 (docs/product.md)
+intervals = true                 # rs_lo / rs_hi where a model gives intervals (quantile forest)
+interval_quantiles = [0.025, 0.975]
+region_temperature = "tas"       # tropical > 17 degC, temperate 2-17, boreal < 2 (run-years mean)
 region_bounds = [2.0, 17.0]
+# Monte Carlo (stage `uncertainty`, `soilresp uncertainty CONFIG`)
+mc_samples = 500                 # realisations (0 = none)
+mc_mode = "parameters"           # "parameters" (the paper's) or "bootstrap" (refit on resampled sites)
+param_cv = 0.10                  # coefficient of variation of nonlinear-model parameters
+mc_qualitative = "eq5"           # predictor draws from the Eq 5 candidates: "eq5", "uniform", "none"
+mc_eps_tolerance = 0.10          # "eq5": candidates scoring within 10 % of the step's best
+mc_bootstrap_unit = "site"       # bootstrap resamples "site"s or "row"s of the training table
+mc_sample_pixels = 0             # 0: every pixel; N: stratified sample of ~N pixels per realisation
+mc_min_per_stratum = 30
+mc_batch = 50                    # realisations per dask task
 
 [trends]                         # method step 6
 alpha = 0.05

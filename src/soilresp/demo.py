@@ -91,7 +91,7 @@ def recovery_report(run_dir: Path, world_dir: Path) -> dict:
             "year": years, "estimated_pg": np.round(e, 4).tolist(), "true_pg": np.round(t, 4).tolist(),
             "relative_error": np.round(rel, 5).tolist(), "max_abs_relative_error": float(np.max(np.abs(rel))),
         }
-        if "mc_lo" in est:
+        if "mc_lo" in est and est["mc_lo"].notna().all():
             inside = (t >= est["mc_lo"].to_numpy()) & (t <= est["mc_hi"].to_numpy())
             per_region[reg]["truth_inside_mc_95"] = int(inside.sum())
     st = io.read_table(run_dir / "trends" / "series_trends.parquet").set_index("region")
@@ -101,6 +101,14 @@ def recovery_report(run_dir: Path, world_dir: Path) -> dict:
         trends[reg] = {"estimated_sen_slope": est, "true_sen_slope": tt["sen_slope"],
                        "same_sign": bool(np.sign(est) == np.sign(tt["sen_slope"])),
                        "relative_error": (est - tt["sen_slope"]) / tt["sen_slope"] if tt["sen_slope"] else None}
+    mts = run_dir / "uncertainty" / "mc_trend_summary.parquet"
+    if mts.is_file():
+        ts = io.read_table(mts)
+        for _, r in ts.iterrows():
+            if r["region"] in trends and np.isfinite(r.get("slope_lo", np.nan)):
+                t = trends[r["region"]]["true_sen_slope"]
+                trends[r["region"]].update(mc_slope_lo=float(r["slope_lo"]), mc_slope_hi=float(r["slope_hi"]),
+                                           truth_inside_mc_trend_95=bool(r["slope_lo"] <= t <= r["slope_hi"]))
     models = _model_recovery(run_dir, truth)
     attribution = _box_attribution(run_dir, truth)
     g = per_region["global"]

@@ -273,32 +273,13 @@ def _models(ctx: Context) -> None:
 def _product(ctx: Context) -> None:
     from soilresp import product
 
-    from soilresp.models import load_biome_models
+    product.run(ctx)
 
-    models = load_biome_models(ctx.out / "models", BIOMES)
-    cube = io.open_zarr(ctx.path("drivers", "drivers.zarr"))
-    bio = io.open_zarr(ctx.path("biomes", "biomes.zarr"), ["biome", "region", "cell_area"])
-    rs = product.predict_rs(cube, bio["biome"], models)
-    ds = xr.Dataset({"rs": rs, "biome": bio["biome"]})
-    ds.attrs.update({"Conventions": "CF-1.10", "title": "soilresp annual soil respiration"})
-    ctx.progress("predict Rs", 0, 1)
-    io.write_zarr(ctx.path("product", "rs.zarr"), ds, ctx.prov("product"))
-    ctx.progress("predict Rs", 1, 1)
-    rs = io.open_zarr(ctx.path("product", "rs.zarr"))["rs"]
-    tot = product.regional_totals(rs, bio["region"], bio["cell_area"]).compute()
-    df = product.totals_table(tot)
-    pc = ctx.cfg.product
-    if pc.mc_samples > 0:
-        ctx.progress("Monte Carlo", 0, 1)
-        mc = product.monte_carlo_totals(cube, bio, models, pc.mc_samples, pc.param_cv, ctx.cfg.run.seed)
-        mc = mc.compute()
-        df = df.merge(product.summarise_mc(mc), on=["region", "year"], how="left")
-        mc_df = mc.to_dataframe(name="total_pg").reset_index()
-        io.write_table(ctx.path("product", "mc_totals.parquet"), mc_df, ctx.prov("product"))
-        ctx.progress("Monte Carlo", 1, 1)
-    io.write_table(ctx.path("product", "totals.parquet"), df, ctx.prov("product"))
-    prof = product.latitude_profile(rs, bio["cell_area"])
-    io.write_table(ctx.path("product", "latitude_profile.parquet"), prof, ctx.prov("product"))
+
+def _uncertainty(ctx: Context) -> None:
+    from soilresp.product import uncertainty
+
+    uncertainty.run(ctx)
 
 
 def _trends(ctx: Context) -> None:
@@ -331,9 +312,12 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
     Stage("models", ("models",), ("sites",), ("selected.parquet", "skill.parquet",
                                               "selection_steps.parquet"), _models,
           "per-biome Eq 1-4 fits, Eq 5 predictor choice, 10-fold CV, best model"),
-    Stage("product", ("product",), ("models", "drivers", "biomes"),
+    Stage("product", ("product.intervals", "product.interval_quantiles"), ("models", "drivers", "biomes"),
           ("rs.zarr", "totals.parquet", "latitude_profile.parquet"), _product,
-          "Rs for every land pixel and year; totals; Monte Carlo uncertainty"),
+          "Rs for every land pixel and year (model family, QRF intervals); totals; latitude profile"),
+    Stage("uncertainty", ("product", "trends.min_years", "trends.alpha"), ("product", "models", "sites"),
+          ("mc_summary.parquet", "mc_trends.parquet", "mc_trend_summary.parquet"), _uncertainty,
+          "Monte Carlo totals (parameter draws or bootstrap refits), 95 % CI, per-realisation trends"),
     Stage("trends", ("trends",), ("product", "biomes"),
           ("trends.zarr", "series_trends.parquet", "class_shares.parquet"), _trends,
           "Mann-Kendall / Theil-Sen per pixel and for regional series; trend classes"),

@@ -8,8 +8,10 @@ from one seed.
 What it writes (``write_world``), as real data arrive:
 
 * ``srdb-data.csv`` - field observations in the SRDB v5 column layout (Bond-Lamberty &
-  Thomson 2010), about 1300 site-years spatially biased toward the temperate zone, with
-  lognormal measurement noise and a few records that the paper's filters must remove;
+  Thomson 2010): 700 sites with 1-3 years each (about 1400 site-years, like the paper's
+  1292 observations at 701 sites), spatially biased toward the temperate zone, with
+  lognormal measurement noise (``obs_noise_sd``, 5 % by default; see docs/product.md for
+  why) and a few records that the paper's filters must remove;
 * ``drivers/<var>.nc`` - one CF-NetCDF file per driver: monthly ``tas`` (degC), ``pr``
   (mm month-1), ``pet``/``et`` (mm month-1), ``sm`` (m3 m-3), ``gpp`` (g C m-2 month-1),
   ``evi``/``ndvi`` (1), ``spei`` (1), ``lst_day``/``lst_night`` (K), and annual ``tc``, ``sv``,
@@ -25,7 +27,9 @@ True model per biome (Huang et al. 2020, Eq 4 form)::
 
 with T an annual temperature (degC), M an annual moisture variable and P an annual
 productivity variable, chosen per biome among the drivers. Rs responds to land cover
-through P (GPP and EVI depend on tree and short-vegetation cover).
+through P (GPP and EVI depend on tree and short-vegetation cover). GPP also carries a smooth
+"fertility" factor that climate does not explain (``FERTILITY_SD``), so that the productivity
+term is identifiable from a spatial field sample (docs/product.md, synthetic acceptance).
 """
 
 from __future__ import annotations
@@ -71,6 +75,9 @@ LONG_NAMES = {
     "lst_day": "daytime land surface temperature", "lst_night": "night-time land surface temperature",
     "tc": "tree canopy cover", "sv": "short vegetation cover", "bg": "bare ground cover",
 }
+
+# Log-sd of the fertility factor of GPP (0 = GPP a function of climate and cover only).
+FERTILITY_SD = 0.35
 
 # True per-biome model: predictor names and Eq 4 parameters (a, b, c, d, e, f).
 TRUE_MODELS: dict[int, dict] = {
@@ -145,6 +152,9 @@ class SyntheticWorld:
         }
         self._global_anom = rng.normal(0.0, 1.0, size=ny)
         self._noise_seed = int(rng.integers(0, 2**31 - 1))
+        # site fertility (nutrients, soils, management): spatial productivity contrast that
+        # climate does not explain; drawn last so the other fields keep their values
+        self._w["fert"] = _Waves.draw(rng)
 
     @property
     def year_values(self) -> np.ndarray:
@@ -221,7 +231,8 @@ class SyntheticWorld:
         # --- productivity: depends on climate and land cover
         fT = _sig((tas - 5.0) / 6.0)
         fM = 1.0 - np.exp(-pr / 800.0)
-        gpp = 50.0 + 3200.0 * fT * fM * cover * (1.0 + 0.004 * (tc_ + (ny - 1) / 2.0))
+        fert = np.exp(FERTILITY_SD * w["fert"](xyz))
+        gpp = 50.0 + 3200.0 * fT * fM * cover * fert * (1.0 + 0.004 * (tc_ + (ny - 1) / 2.0))
         evi = 0.05 + 0.55 * (1.0 - np.exp(-gpp / 2000.0))
         ndvi = 0.1 + 0.8 * (1.0 - np.exp(-gpp / 1200.0))
 
@@ -301,7 +312,9 @@ def write_world(
     resolution: float = 1.0,
     years: tuple[int, int] = (2000, 2014),
     seed: int = 42,
-    n_sites: int = 420,
+    n_sites: int = 700,
+    max_years_per_site: int = 3,
+    obs_noise_sd: float = 0.05,
     lat_bounds: tuple[float, float] = (-60.0, 84.0),
     chunk: int = 256,
     progress: Callable[[str, int, int], None] | None = None,
@@ -370,7 +383,8 @@ def write_world(
     paths["biomes"] = _to_netcdf(bio_ds, out / "biomes.nc")
 
     # 4. field observations in SRDB format
-    paths["srdb"] = _write_observations(out / "srdb-data.csv", world, truth, grid, n_sites, seed)
+    paths["srdb"] = _write_observations(out / "srdb-data.csv", world, truth, grid, n_sites, seed,
+                                        max_years_per_site, obs_noise_sd)
 
     # 5. true totals and trends
     paths["truth_json"] = _write_truth_json(out / "truth.json", truth, grid, world)
@@ -448,7 +462,8 @@ _ECOSYSTEM = {1: ("Forest", "Deciduous"), 2: ("Forest", "Evergreen"), 3: ("Fores
 
 
 def _write_observations(path: Path, world: SyntheticWorld, truth: xr.Dataset, grid: Grid,
-                        n_sites: int, seed: int) -> Path:
+                        n_sites: int, seed: int, max_years_per_site: int = 3,
+                        obs_noise_sd: float = 0.05) -> Path:
     """Sample sites (biased to the temperate zone, every biome represented) and years."""
     rng = np.random.default_rng([seed, 7])
     biome = truth["biome"].values  # static map: small (lat, lon) int8
@@ -475,7 +490,7 @@ def _write_observations(path: Path, world: SyntheticWorld, truth: xr.Dataset, gr
     rs_true = truth["rs_true"]
     for s, idx in enumerate(chosen):
         i, j = ii[idx], jj[idx]
-        n_y = int(rng.integers(1, 6))
+        n_y = int(rng.integers(1, max_years_per_site + 1))
         ys = np.sort(rng.choice(years, size=min(n_y, years.size), replace=False))
         lat = grid.lat[i] + rng.uniform(-0.4, 0.4) * grid.resolution
         lon = grid.lon[j] + rng.uniform(-0.4, 0.4) * grid.resolution
@@ -487,7 +502,7 @@ def _write_observations(path: Path, world: SyntheticWorld, truth: xr.Dataset, gr
             reps = 2 if rng.random() < 0.1 else 1  # some site-years measured twice
             for _ in range(reps):
                 rec += 1
-                val = float(series[y - years[0]]) * float(np.exp(rng.normal(0, 0.12)))
+                val = float(series[y - years[0]]) * float(np.exp(rng.normal(0, obs_noise_sd)))
                 rows.append(dict(
                     Record_number=rec, Study_number=1000 + s, Site_name=f"Synthetic site {s:04d}",
                     Latitude=round(lat, 4), Longitude=round(lon, 4), Country="",

@@ -6,7 +6,8 @@ Output contract, ``trends/``:
   Theil-Sen ``slope`` (g C m-2 yr-2) with ``slope_lo``/``slope_hi`` (Sen 1968 CI),
   ``trend_class`` (2 significant increase ... -2 significant decrease, Fig 2B),
   ``net_change`` = slope x (years - 1) (g C m-2 yr-1), and ``significant`` (p < alpha, or
-  Benjamini-Hochberg over the map when ``[trends] fdr = true``).
+  Benjamini-Hochberg over the map when ``[trends] fdr = true``, then also ``q`` and
+  ``fdr_reject``; computed in two chunked passes, never holding the map).
 * ``series_trends.parquet``: per region (global, tropical, temperate, boreal) the Sen slope of
   the annual totals (Pg C yr-2), MK p, and a moving-block bootstrap 95 % CI (Fig 2A).
 * ``class_shares.parquet``: area share of each trend class per region (Fig 2C).
@@ -25,15 +26,16 @@ from soilresp.biomes import REGION_NAMES
 def pixel_trends(rs: xr.DataArray, *, alpha: float, slight_alpha: float, min_years: int,
                  fdr: bool) -> xr.Dataset:
     """Per-pixel trend statistics of ``rs`` (year, lat, lon); lazy when ``rs`` is dask-backed."""
-    ds = stats.xr_trend(rs, dim="year", alpha=alpha, slight_alpha=slight_alpha, min_years=min_years)
+    # with fdr, xr_trend runs the chunked two-pass Benjamini-Hochberg (stats.xr_fdr_bh):
+    # the p map is never held whole, and the significant classes use the BH rejections
+    ds = stats.xr_trend(rs, dim="year", alpha=alpha, slight_alpha=slight_alpha, min_years=min_years,
+                        fdr=fdr)
     if fdr:
-        # BH needs the whole map's p-values; they are 2-D (one value per pixel)
-        p = ds["p"].values
-        reject, q = stats.fdr_bh(p, alpha)
-        ds["q"] = (("lat", "lon"), q.astype(np.float32))
-        ds["significant"] = (("lat", "lon"), reject)
+        ds["significant"] = ds["fdr_reject"]
     else:
         ds["significant"] = ds["p"] < alpha
+    ds["significant"].attrs = {"long_name": "significant trend" + (
+        f" (Benjamini-Hochberg FDR {alpha})" if fdr else f" (Mann-Kendall p < {alpha})")}
     units = rs.attrs.get("units", "")
     ds["slope"].attrs["units"] = f"({units}) yr-1"
     ds["net_change"].attrs["units"] = units
@@ -89,10 +91,12 @@ def run(ctx) -> None:
     t = ctx.cfg.trends
     rs = io.open_zarr(ctx.path("product", "rs.zarr"), ["rs"])["rs"]
     bio = io.open_zarr(ctx.path("biomes", "biomes.zarr"), ["region", "cell_area"])
-    ctx.progress("pixel trends", 0, 1)
-    ds = pixel_trends(rs, alpha=t.alpha, slight_alpha=t.slight_alpha, min_years=t.min_years, fdr=t.fdr)
-    io.write_zarr(ctx.path("trends", "trends.zarr"), ds, ctx.prov("trends"))
-    ctx.progress("pixel trends", 1, 1)
+    from soilresp.product._progress import task_progress
+
+    rs = rs.chunk({"year": -1})
+    with task_progress(ctx.progress, "pixel trends"):
+        ds = pixel_trends(rs, alpha=t.alpha, slight_alpha=t.slight_alpha, min_years=t.min_years, fdr=t.fdr)
+        io.write_zarr(ctx.path("trends", "trends.zarr"), ds, ctx.prov("trends"))
     totals = io.read_table(ctx.path("product", "totals.parquet"), ["region", "year", "total_pg"])
     st = series_trends(totals, n_boot=t.bootstrap, alpha=t.alpha, seed=ctx.cfg.run.seed,
                        min_years=t.min_years)

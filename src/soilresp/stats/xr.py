@@ -14,7 +14,18 @@ from typing import Mapping
 import numpy as np
 import xarray as xr
 
-from soilresp.stats.fdr import bh_table, fdr_bh, q_from_table
+from soilresp.stats.fdr import (
+    bh_table,
+    bh_threshold_candidates,
+    bh_threshold_exact,
+    bin_histogram,
+    bin_q_table,
+    fdr_bh,
+    merge_histograms,
+    p_bins,
+    q_from_bins,
+    q_from_table,
+)
 from soilresp.stats.partial import critical_r, partial_corr
 from soilresp.stats.trend import (
     TREND_CLASS_LABELS,
@@ -129,34 +140,84 @@ def xr_trend(da: xr.DataArray, dim: str = "year", *, x=None, alpha: float = 0.05
     return ds
 
 
-def xr_fdr_bh(p: xr.DataArray, alpha: float = 0.05) -> tuple[xr.DataArray, xr.DataArray]:
+def _tree(func, parts, width: int = 8):
+    import dask
+
+    parts = list(parts)
+    while len(parts) > 1:
+        parts = [dask.delayed(func)(*parts[i:i + width]) for i in range(0, len(parts), width)]
+    return parts[0]
+
+
+def _gather_bins(block, bins):
+    v = np.asarray(block, dtype=np.float64).reshape(-1)
+    v = v[~np.isnan(v)]
+    b = p_bins(v)
+    keep = np.isin(b, bins)
+    return b[keep], v[keep]
+
+
+def _concat_pairs(*parts):
+    return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+
+
+def xr_fdr_bh(p: xr.DataArray, alpha: float = 0.05, *,
+              exact_limit: int = 2**22) -> tuple[xr.DataArray, xr.DataArray]:
     """Benjamini-Hochberg over all finite values of a p-value map (:func:`fdr_bh`).
 
-    Returns (reject, q) DataArrays like ``p``. For a dask-backed ``p`` the finite p-values
-    are computed and sorted once to build the BH table (sorted p and q, 16 bytes per finite
-    pixel, in memory), and q is
-    then mapped lazily block by block; the result equals the in-memory one exactly.
+    Returns (reject, q) DataArrays like ``p`` (lazy for a dask-backed ``p``). A dask map is
+    never held whole; it is read in two passes, block by block:
+
+    1. a sparse histogram of the finite p over monotone bins of their float64 bits (count,
+       min and max per occupied bin; relative bin width 2**-12), merged as a tree;
+    2. the p-values of the few bins that may contain the BH threshold are gathered, which
+       gives the **exact** threshold t*: ``reject = p <= t*``, identical to statsmodels.
+
+    q-values: when the map has at most ``exact_limit`` finite p (default 2**22, i.e. no more
+    memory than the histogram itself) they are gathered and q is exact; otherwise q is the
+    bin q-value ``min_{bins >= bin(p)} m max_bin / C_bin``, an upper bound within a relative
+    2**-12 (2.4e-4) of the exact BH q. Either way the memory is bounded independently of the
+    map size (at most ~2**22 bins). p is computed twice (or three times) unless persisted.
     """
+    from soilresp.stats._util import check_alpha
+
+    alpha = check_alpha(alpha)
     if p.chunks is None:
         rej, q = fdr_bh(p.values, alpha)
         return (xr.DataArray(rej, dims=p.dims, coords=p.coords, name="fdr_reject"),
                 xr.DataArray(q, dims=p.dims, coords=p.coords, name="q"))
+    import dask
     import dask.array as dsa
 
-    flat = p.data.reshape(-1)
-    finite = flat[~dsa.isnan(flat)].compute()
-    tp, tq = bh_table(np.asarray(finite))
-    m = tp.size
-    if m:
-        below = tp <= (np.arange(1, m + 1) / float(m)) * alpha
-        thr = tp[np.nonzero(below)[0].max()] if below.any() else -np.inf
+    data = p.data
+    blocks = data.to_delayed().ravel()
+    hist = _tree(merge_histograms, [dask.delayed(bin_histogram)(b) for b in blocks]).compute()
+    m = int(hist[1].sum())
+    if m <= exact_limit:
+        allv = _tree(_concat_pairs, [dask.delayed(_gather_bins)(b, hist[0]) for b in blocks]).compute()[1]
+        tp, tq = bh_table(allv)
+        below = tp <= (np.arange(1, m + 1) / float(max(m, 1))) * alpha
+        thr = float(tp[np.nonzero(below)[0].max()]) if below.any() else -np.inf
+        tp_d, tq_d = dask.delayed(tp), dask.delayed(tq)
+        qd = dsa.map_blocks(q_from_table, data, tp_d, tq_d, dtype=np.float64)
     else:
-        thr = -np.inf
-    q = xr.apply_ufunc(lambda a: q_from_table(a, tp, tq), p, dask="parallelized",
-                       output_dtypes=[np.float64])
-    rej = xr.apply_ufunc(lambda a: np.where(np.isnan(a), False, a <= thr), p,
-                         dask="parallelized", output_dtypes=[bool])
-    return rej.rename("fdr_reject"), q.rename("q")
+        _, amb = bh_threshold_candidates(hist, alpha)
+        gathered: dict[int, np.ndarray] = {}
+        if amb.size:
+            gb, gv = _tree(_concat_pairs, [dask.delayed(_gather_bins)(b, amb) for b in blocks]).compute()
+            for x in np.unique(gb):
+                gathered[int(x)] = gv[gb == x]
+        thr = bh_threshold_exact(hist, alpha, gathered)
+        bins, qb = bin_q_table(hist)
+        qd = dsa.map_blocks(q_from_bins, data, dask.delayed(bins), dask.delayed(qb), dtype=np.float64)
+    rd = dsa.map_blocks(lambda a, t: np.where(np.isnan(a), False, a <= t), data, thr, dtype=bool)
+    q = xr.DataArray(qd, dims=p.dims, coords=p.coords, name="q")
+    rej = xr.DataArray(rd, dims=p.dims, coords=p.coords, name="fdr_reject")
+    q.attrs = {"long_name": "Benjamini-Hochberg q-value (false discovery rate)",
+               "exact": int(m <= exact_limit)}
+    rej.attrs = {"long_name": f"field-significant at FDR {alpha} (Benjamini-Hochberg)",
+                 "bh_threshold_p": thr}
+    return rej, q
 
 
 def xr_partial_corr(response: xr.DataArray,

@@ -1,0 +1,577 @@
+"""Monte Carlo uncertainty of the totals (method step 5; Huang et al. 2020, Methods).
+
+Each realisation regenerates every biome's model, recomputes the annual totals (global,
+tropical, temperate, boreal) and, inside the realisation, their Sen slope. Two schemes
+(``[product] mc_mode``; details and reasons in ``docs/product.md``):
+
+``parameters`` (the paper's scheme)
+    *Nonlinear models (Eq 1-4)*: every quantitative parameter ~ Normal(value,
+    |param_cv x value|) (10 % CV by default). *Qualitative settings* are the predictor
+    choices of the Eq 5 stepwise selection: for each predictor slot of the selected form
+    (temperature, moisture, productivity) a candidate is drawn from that step's candidates
+    (``mc_qualitative = "eq5"``: among the candidates whose Eq 5 score eps is within
+    ``mc_eps_tolerance`` (10 %) of the step's best, with probability proportional to eps, read
+    from ``models/selection_steps.parquet``; ``"uniform"``: any candidate, uniformly;
+    ``"none"``: keep the selected predictors). A drawn set other than the selected one is refitted (same form)
+    on the biome's training rows, then perturbed.
+    *Machine-learning models (rf, svr, ann, qrf)* have no parameters with a standard
+    error, so their realisations are bootstrap refits (below).
+``bootstrap``
+    Every family: the biome's training rows (``sites/training.parquet``) are resampled with
+    replacement, by site (``mc_bootstrap_unit = "site"``, the default: a site's years are
+    not independent) or by row, and ``sklearn.base.clone(model.estimator)`` is refitted
+    (``random_state`` parameters reseeded per realisation).
+
+Realisation r of biome b uses ``numpy.random.default_rng([seed, 9173, r, b])``, so results do
+not depend on batching, chunking or the scheduler.
+
+Cost control: with ``mc_sample_pixels = 0`` every land pixel is predicted in every
+realisation; otherwise totals are estimated from a stratified (biome x region) Poisson
+sample of about that many pixels. A pixel is in the sample when a counter-based hash
+(splitmix64) of (seed, row, column) is below its stratum's inclusion probability
+p_h = n_h / N_h (proportional allocation, at least ``mc_min_per_stratum`` per stratum), and is
+weighted by area / p_h (Horvitz-Thompson). The sampling variance
+sum (1 - p_h) (area y / p_h)^2 is reported as ``sampling_se_pg`` beside the model spread.
+
+Memory: each dask task handles one grid block for one batch of ``mc_batch`` realisations
+and returns (batch, 2, year, 4) partial sums; batches are computed one after another.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from soilresp.models.base import BiomeModel
+from soilresp.models.nonlinear import N_INPUTS, FitError, NonlinearRs, predict_form
+
+REGIONS = ("global", "tropical", "temperate", "boreal")
+_REGION_INDEX = {3: 1, 2: 2, 1: 3}  # region code -> column in REGIONS
+G_PER_PG = 1e15
+_SLOTS = ("temperature", "moisture", "productivity")
+_N_STRATA = 64
+
+
+@dataclass(frozen=True)
+class MCSettings:
+    """Monte Carlo settings (``[product]`` mc_* keys); see the module docstring."""
+
+    n: int = 500
+    mode: str = "parameters"
+    param_cv: float = 0.10
+    qualitative: str = "eq5"
+    bootstrap_unit: str = "site"
+    sample_pixels: int = 0
+    min_per_stratum: int = 30
+    batch: int = 50
+    seed: int = 0
+    eps_tolerance: float = 0.10
+
+    def __post_init__(self):
+        if self.mode not in ("parameters", "bootstrap"):
+            raise ValueError(f"mc mode must be 'parameters' or 'bootstrap', got {self.mode!r}")
+        if self.qualitative not in ("eq5", "uniform", "none"):
+            raise ValueError(f"mc qualitative must be 'eq5', 'uniform' or 'none', got {self.qualitative!r}")
+        if self.bootstrap_unit not in ("site", "row"):
+            raise ValueError(f"bootstrap unit must be 'site' or 'row', got {self.bootstrap_unit!r}")
+        if self.n < 0 or self.batch < 1 or self.param_cv < 0 or self.sample_pixels < 0:
+            raise ValueError("mc settings: n >= 0, batch >= 1, param_cv >= 0, sample_pixels >= 0")
+
+    @classmethod
+    def from_config(cls, pc, seed: int) -> "MCSettings":
+        return cls(n=pc.mc_samples, mode=pc.mc_mode, param_cv=pc.param_cv,
+                   qualitative=pc.mc_qualitative, bootstrap_unit=pc.mc_bootstrap_unit,
+                   sample_pixels=pc.mc_sample_pixels, min_per_stratum=pc.mc_min_per_stratum,
+                   batch=pc.mc_batch, seed=seed, eps_tolerance=pc.mc_eps_tolerance)
+
+
+# ---------------------------------------------------------------- realisation models
+class PerturbedNLS:
+    """An Eq 1-4 model with drawn parameters (and possibly drawn predictors)."""
+
+    family = "nls"
+
+    def __init__(self, biome: int, form: str, params, predictors):
+        self.biome, self.form = biome, form
+        self.params = np.asarray(params, dtype=float)
+        self.predictors = list(predictors)
+
+    def predict(self, X) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float64)
+        ok = np.isfinite(X).all(axis=1)
+        out = np.full(X.shape[0], np.nan)
+        if ok.any():
+            out[ok] = predict_form(self.form, self.params, *(X[ok, i] for i in range(X.shape[1])))
+        return out
+
+
+def training_rows(model: BiomeModel, training: pd.DataFrame, predictors=None):
+    """(X, y, site_id) the biome's model is (re)fitted on: the biome's rows, or all biomes'
+    rows for a model that fell back to the pooled fit (``meta['fallback']``)."""
+    preds = list(predictors or model.predictors)
+    missing = [c for c in preds + ["rs", "biome"] if c not in training]
+    if missing:
+        raise KeyError(f"training table lacks column(s) {missing}")
+    pooled = bool(model.meta.get("fallback"))
+    sub = training[training["biome"] > 0] if pooled else training[training["biome"] == model.biome]
+    cols = preds + ["rs"] + (["site_id"] if "site_id" in sub else [])
+    sub = sub[cols].dropna()
+    g = sub["site_id"].to_numpy() if "site_id" in sub else np.arange(len(sub))
+    return sub[preds].to_numpy(float), sub["rs"].to_numpy(float), g
+
+
+def _step_candidates(steps: pd.DataFrame | None, biome: int, slot: str):
+    if steps is None or not {"biome", "step", "candidate"} <= set(steps.columns):
+        return [], np.array([])
+    s = steps[(steps["biome"] == biome) & (steps["step"] == slot)]
+    eps = s["eps"].to_numpy(float) if "eps" in s else np.ones(len(s))
+    eps = np.where(np.isfinite(eps) & (eps > 0), eps, 0.0)
+    return list(s["candidate"]), eps
+
+
+def _draw_predictors(model: BiomeModel, steps, rng, how: str, available, tol: float = 0.1) -> list[str]:
+    preds = list(model.predictors)
+    for k, slot in enumerate(_SLOTS[: N_INPUTS[model.form]]):
+        cands, eps = _step_candidates(steps, model.biome, slot)
+        keep = [i for i, c in enumerate(cands) if c in available]
+        if how == "eq5" and keep:
+            top = max(eps[i] for i in keep)
+            keep = [i for i in keep if eps[i] >= (1.0 - tol) * top]
+        u = rng.random()  # always consumed: draws stay aligned across settings
+        if how == "none" or not keep:
+            continue
+        w = eps[keep] if how == "eq5" else np.ones(len(keep))
+        if w.sum() <= 0:
+            continue
+        cdf = np.cumsum(w) / w.sum()
+        preds[k] = cands[keep[int(np.searchsorted(cdf, u, side="right").clip(0, len(keep) - 1))]]
+    return preds
+
+
+def _seed_estimator(est, rng):
+    params = est.get_params(deep=True)
+    new = {k: int(rng.integers(0, 2**31 - 1)) for k in params if k == "random_state" or k.endswith("__random_state")}
+    if new:
+        est.set_params(**new)
+    return est
+
+
+def bootstrap_refit(model: BiomeModel, X, y, groups, rng, unit: str = "site", tries: int = 5):
+    """A refit of ``clone(model.estimator)`` on training rows drawn with replacement (by site
+    or by row); returns (BiomeModel, ok). After ``tries`` failed fits the original model is
+    returned with ok False."""
+    from sklearn.base import clone
+
+    n = y.size
+    if unit == "site":
+        codes, uniq = pd.factorize(groups)
+        order = np.argsort(codes, kind="stable")
+        bounds = np.searchsorted(codes[order], np.arange(len(uniq) + 1))
+        members = [order[bounds[k]:bounds[k + 1]] for k in range(len(uniq))]
+    for _ in range(tries):
+        if unit == "site":
+            pick = rng.integers(0, len(members), len(members))
+            idx = np.concatenate([members[k] for k in pick])
+        else:
+            idx = rng.integers(0, n, n)
+        est = _seed_estimator(clone(model.estimator), rng)
+        try:
+            est.fit(X[idx], y[idx])
+        except (FitError, ValueError, np.linalg.LinAlgError, FloatingPointError):
+            continue
+        return BiomeModel(model.biome, model.family, model.predictors, est, {}), True
+    return model, False
+
+
+def _refit(m: BiomeModel, training: pd.DataFrame, preds) -> np.ndarray | None:
+    """Parameters of the model's form refitted with other predictors; None when the fit
+    fails or ends on a parameter bound (a degenerate optimum is not a candidate model)."""
+    try:
+        X, y, _ = training_rows(m, training, preds)
+        fit = NonlinearRs(m.form).fit(X, y)
+    except (FitError, ValueError, KeyError):
+        return None
+    return None if fit.at_bound_ else fit.params_
+
+
+def _refits(models, keys, training):
+    import warnings
+
+    with warnings.catch_warnings(), np.errstate(over="ignore", invalid="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return {k: _refit(models[k[0]], training, list(k[1])) for k in keys}
+
+
+def qualitative_draws(models: dict[int, BiomeModel], s: MCSettings, training, steps) -> set:
+    """The distinct (biome, predictors) sets other than the selected ones that the
+    realisations draw (the same draws :func:`realisation_models` makes)."""
+    keys = set()
+    if s.mode != "parameters" or s.qualitative == "none" or training is None or steps is None:
+        return keys
+    available = set(training.columns)
+    for r in range(s.n):
+        for code in sorted(models):
+            m = models[code]
+            if m.family != "nls":
+                continue
+            preds = _draw_predictors(m, steps, np.random.default_rng([s.seed, 9173, r, code]),
+                                     s.qualitative, available, s.eps_tolerance)
+            if preds != list(m.predictors):
+                keys.add((code, tuple(preds)))
+    return keys
+
+
+def realisation_models(models: dict[int, BiomeModel], r: int, s: MCSettings,
+                       training: pd.DataFrame | None, steps: pd.DataFrame | None,
+                       cache: dict | None = None) -> tuple[dict, int]:
+    """The models of realisation ``r`` (biome -> object with ``predictors`` and
+    ``predict(X)``) and the number of failed refits (kept at the fitted model)."""
+    cache = {} if cache is None else cache
+    out, failed = {}, 0
+    available = set(training.columns) if training is not None else set()
+    for code in sorted(models):
+        m = models[code]
+        rng = np.random.default_rng([s.seed, 9173, r, code])
+        if s.mode == "parameters" and m.family == "nls":
+            preds = _draw_predictors(m, steps, rng, s.qualitative, available, s.eps_tolerance) \
+                if training is not None else list(m.predictors)
+            base = m.params
+            if preds != list(m.predictors):
+                key = (code, tuple(preds))
+                if key not in cache:
+                    cache[key] = _refit(m, training, preds)
+                if cache[key] is None:
+                    preds, failed = list(m.predictors), failed + 1
+                else:
+                    base = cache[key]
+            p = base + rng.normal(size=base.size) * np.abs(s.param_cv * base)
+            out[code] = PerturbedNLS(code, m.form, p, preds)
+        else:
+            if training is None:
+                raise ValueError(f"biome {code}: the {s.mode!r} Monte Carlo of a {m.family!r} model "
+                                 "needs the training table (sites/training.parquet)")
+            key = ("rows", code)
+            if key not in cache:
+                cache[key] = training_rows(m, training)
+            X, y, g = cache[key]
+            bm, ok = bootstrap_refit(m, X, y, g, rng, s.bootstrap_unit)
+            failed += not ok
+            out[code] = bm
+    return out, failed
+
+
+def draw_parameters(models: dict[int, BiomeModel], n: int, cv: float, seed: int) -> dict[int, np.ndarray]:
+    """Parameter draws (n, n_params) per nonlinear biome model under the paper's scheme
+    without qualitative draws: each parameter ~ Normal(value, |cv value|)."""
+    s = MCSettings(n=n, param_cv=cv, qualitative="none", seed=seed)
+    nls = {c: m for c, m in models.items() if m.family == "nls"}
+    out = {c: np.empty((n, nls[c].params.size)) for c in nls}
+    for r in range(n):
+        real, _ = realisation_models(nls, r, s, None, None)
+        for c in nls:
+            out[c][r] = real[c].params
+    return out
+
+
+# ---------------------------------------------------------------- sampling
+def _uniform(seed: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """Counter-based uniform [0, 1) per global pixel (splitmix64 of seed, row, column)."""
+    with np.errstate(over="ignore"):
+        x = (np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15)) ^ \
+            (i.astype(np.uint64) << np.uint64(32)) ^ j.astype(np.uint64)
+        z = x + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) * 2.0**-53
+
+
+def _strata(biome, region):
+    return (np.asarray(biome).astype(np.int64) * 4 + np.asarray(region).astype(np.int64)) % _N_STRATA
+
+
+def stratum_counts(biome: xr.DataArray, region: xr.DataArray) -> np.ndarray:
+    """Pixel count per (biome x region) stratum over the grid, one lazy pass."""
+    import dask.array as dsa
+
+    b = biome.data if biome.chunks is not None else dsa.from_array(biome.values)
+    r = region.data if region.chunks is not None else dsa.from_array(region.values)
+    r = r.rechunk(b.chunks)
+
+    def _count(bb, rr):
+        st = _strata(bb, rr)[np.asarray(bb) > 0]
+        return np.bincount(st, minlength=_N_STRATA)[None, None, :]
+
+    parts = dsa.map_blocks(_count, b, r, new_axis=2, dtype=np.int64,
+                           chunks=((1,) * b.numblocks[0], (1,) * b.numblocks[1], (_N_STRATA,)))
+    return np.asarray(parts.sum(axis=(0, 1)).compute())
+
+
+def inclusion_probabilities(counts: np.ndarray, n_sample: int, min_per_stratum: int) -> np.ndarray:
+    """p_h = n_h / N_h with n_h proportional to N_h, at least ``min_per_stratum``, at most N_h;
+    1 everywhere when ``n_sample`` is 0 (full grid)."""
+    counts = np.asarray(counts, dtype=float)
+    if n_sample <= 0:
+        return np.ones(counts.size)
+    N = counts.sum()
+    nh = np.maximum(min_per_stratum, np.round(n_sample * counts / max(N, 1)))
+    nh = np.minimum(nh, counts)
+    return np.where(counts > 0, nh / np.maximum(counts, 1), 0.0)
+
+
+# ---------------------------------------------------------------- grid kernel
+def _mc_block(biome, region, area, *arrays, members, names, p_table, seed, block_info=None):
+    """Kernel: partial sums of one block, shape (members, 2, year, 4, 1, 1) in g C yr-1:
+    [:, 0] the Horvitz-Thompson sum of w Rs (w = area / p), [:, 1] its sampling variance
+    sum (1 - p) (w Rs)^2 (0 on the full grid)."""
+    loc = block_info[0]["array-location"]
+    i0, j0 = loc[1][0], loc[2][0]
+    b, reg, a = biome[0], region[0], np.broadcast_to(area[0], biome[0].shape)
+    drivers = dict(zip(names, arrays))
+    ny = arrays[0].shape[0]
+    acc = np.zeros((len(members), 2, ny, len(REGIONS)))
+    ii, jj = np.meshgrid(np.arange(i0, i0 + b.shape[0]), np.arange(j0, j0 + b.shape[1]), indexing="ij")
+    p = p_table[_strata(b, reg)]
+    take = (b > 0) & (p > 0)
+    if np.any(take & (p < 1)):
+        take &= _uniform(seed, ii, jj) < p
+    for code in np.unique(b[take]):
+        sel = take & (b == code)
+        w = a[sel] / p[sel]
+        q = (1.0 - p[sel])
+        rcol = np.array([_REGION_INDEX.get(int(c), -1) for c in reg[sel]])
+        cache: dict[tuple, np.ndarray] = {}
+        for k, mods in enumerate(members):
+            m = mods.get(int(code))
+            if m is None:
+                continue
+            key = tuple(m.predictors)
+            if key not in cache:
+                cache[key] = np.stack([drivers[v][:, sel] for v in key], axis=-1).reshape(-1, len(key))
+            y = m.predict(cache[key]).reshape(ny, -1)
+            wy = np.where(np.isfinite(y), y, 0.0) * w
+            var = q * wy * wy
+            acc[k, 0, :, 0] += wy.sum(axis=1)
+            acc[k, 1, :, 0] += var.sum(axis=1)
+            for c in (1, 2, 3):
+                mask = rcol == c
+                if mask.any():
+                    acc[k, 0, :, c] += wy[:, mask].sum(axis=1)
+                    acc[k, 1, :, c] += var[:, mask].sum(axis=1)
+    return acc[..., None, None]
+
+
+def _fit_batch(models, rs, s, training, steps, refits=None):
+    import warnings
+
+    cache: dict = dict(refits or {})
+    out, failed = [], 0
+    with warnings.catch_warnings(), np.errstate(over="ignore", invalid="ignore"):
+        # trial steps of the least-squares solver on resampled data may overflow; a failed
+        # fit is retried or counted, never silently kept
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for r in rs:
+            mods, f = realisation_models(models, r, s, training, steps, cache)
+            out.append(mods)
+            failed += f
+    return out, failed
+
+
+def monte_carlo_totals(cube: xr.Dataset, bio: xr.Dataset, models: dict[int, BiomeModel],
+                       settings: MCSettings, training: pd.DataFrame | None = None,
+                       steps: pd.DataFrame | None = None, progress=None) -> xr.Dataset:
+    """Monte Carlo totals (module docstring).
+
+    Returns a Dataset with ``total`` (realisation, region, year, Pg C yr-1), ``sampling_se``
+    (same dims; 0 on the full grid), ``central`` and ``central_sampling_se`` (region, year:
+    the fitted models on the same pixels) and attrs ``failed_refits``, ``sample_pixels``,
+    ``expected_sample_size``.
+    """
+    import dask
+    import dask.array as dsa
+
+    s = settings
+    say = progress or (lambda *a: None)
+    names = sorted({v for m in models.values() for v in m.predictors})
+    if s.mode == "parameters" and s.qualitative != "none" and training is not None and steps is not None:
+        extra = {c for c in steps.get("candidate", pd.Series(dtype=str)).unique() if c in cube}
+        names = sorted(set(names) | extra)
+    missing = [v for v in names if v not in cube]
+    if missing:
+        raise KeyError(f"models need driver(s) {missing} that the driver cube lacks")
+    biome, region = bio["biome"], bio["region"]
+    counts = stratum_counts(biome, region) if s.sample_pixels > 0 else np.zeros(_N_STRATA)
+    p_table = inclusion_probabilities(counts, s.sample_pixels, s.min_per_stratum)
+    if training is None:
+        needs = [c for c, m in models.items() if s.mode == "bootstrap" or m.family != "nls"]
+        if needs and s.n:
+            raise ValueError(f"biome {needs[0]}: the {s.mode!r} Monte Carlo of a {models[needs[0]].family!r} "
+                             "model needs the training table (sites/training.parquet)")
+    first = cube[names[0]]
+    if first.chunks is None:
+        first = first.chunk({"year": -1})
+    chunks = dict(zip(first.dims, first.chunks))
+    bchunks = {d: chunks[d] for d in biome.dims}
+    area2d = bio["cell_area"].broadcast_like(biome).chunk(bchunks)
+    b3 = biome.chunk(bchunks).data[None]
+    r3 = region.chunk(bchunks).data[None]
+    a3 = area2d.data[None]
+    arrs = [cube[v].chunk(chunks).data for v in names]
+    ny = arrs[0].shape[0]
+    nbi, nbj = arrs[0].numblocks[1], arrs[0].numblocks[2]
+
+    def grid_sums(members_delayed, m):
+        out = dsa.map_blocks(
+            _mc_block, b3, r3, a3, *arrs, members=members_delayed, names=names, p_table=p_table,
+            seed=s.seed, new_axis=[0, 1, 3], dtype=np.float64,
+            chunks=((m,), (2,), (ny,), (len(REGIONS),), (1,) * nbi, (1,) * nbj))
+        return out.sum(axis=(4, 5))
+
+    central = grid_sums(dask.delayed([models]), 1).compute()[0]
+    batches = [list(range(i, min(i + s.batch, s.n))) for i in range(0, s.n, s.batch)]
+    # nonlinear realisations are small: all batches run at once (fits in parallel); with
+    # machine-learning refits, one batch of models at a time bounds the memory
+    # each distinct drawn predictor set is refitted once, in parallel tasks, then shared
+    keys = sorted(qualitative_draws(models, s, training, steps))
+    parts = [dask.delayed(_refits, pure=True)(models, keys[i::2], training) for i in range(2)] if keys else []
+    refits = {k: v for d in dask.compute(*parts) for k, v in d.items()} if parts else None
+    group = max(1, len(batches)) if all(m.family == "nls" for m in models.values()) and s.mode == "parameters" else 1
+    totals, failed = [], 0
+    for k in range(0, len(batches), group):
+        say("Monte Carlo", k, len(batches))
+        sums, fails = [], []
+        for rs in batches[k:k + group]:
+            fit = dask.delayed(_fit_batch, pure=True, nout=2)(models, rs, s, training, steps, refits)
+            sums.append(grid_sums(fit[0], len(rs)))
+            fails.append(fit[1])
+        sums, fails = dask.compute(sums, fails)
+        totals += list(sums)
+        failed += int(sum(fails))
+    say("Monte Carlo", len(batches), len(batches))
+    tot = np.concatenate(totals) if totals else np.zeros((0, 2, ny, len(REGIONS)))
+    years = cube["year"].values
+    dims = ("realisation", "region", "year")
+    ds = xr.Dataset(
+        {"total": (dims, tot[:, 0].transpose(0, 2, 1) / G_PER_PG),
+         "sampling_se": (dims, np.sqrt(tot[:, 1]).transpose(0, 2, 1) / G_PER_PG),
+         "central": (("region", "year"), central[0].T / G_PER_PG),
+         "central_sampling_se": (("region", "year"), np.sqrt(central[1]).T / G_PER_PG)},
+        coords={"realisation": np.arange(tot.shape[0]), "region": list(REGIONS), "year": years})
+    for v in ds.data_vars:
+        ds[v].attrs["units"] = "Pg C yr-1"
+    ds.attrs = {"failed_refits": failed, "sample_pixels": s.sample_pixels,
+                "expected_sample_size": float((p_table * counts).sum()) if s.sample_pixels else 0.0,
+                "mode": s.mode, "param_cv": s.param_cv, "qualitative": s.qualitative,
+                "bootstrap_unit": s.bootstrap_unit, "seed": s.seed}
+    return ds
+
+
+# ---------------------------------------------------------------- summaries
+def summarise_mc(mc: xr.DataArray) -> pd.DataFrame:
+    """Mean, standard deviation and 95 % interval (2.5 / 97.5 percentiles) per region, year."""
+    q = mc.quantile([0.025, 0.975], dim="realisation")
+    return pd.DataFrame({
+        "mc_mean": mc.mean("realisation").to_series(),
+        "mc_sd": mc.std("realisation", ddof=1).to_series(),
+        "mc_lo": q.sel(quantile=0.025).drop_vars("quantile").to_series(),
+        "mc_hi": q.sel(quantile=0.975).drop_vars("quantile").to_series(),
+    }).reset_index()
+
+
+def model_error_totals(mc: xr.Dataset, full_totals: xr.DataArray | None = None) -> xr.DataArray:
+    """Realisation totals on the scale of the full-grid estimate: on the full grid the
+    realisations themselves; from a pixel sample, ``full x realisation / central`` (the
+    realisations and the central estimate share the sample, so the ratio carries the model
+    error and not the sampling error, which is reported separately)."""
+    if not mc.attrs.get("sample_pixels") or full_totals is None:
+        return mc["total"]
+    return mc["total"] / mc["central"] * full_totals
+
+
+def realisation_trends(mc_total: xr.DataArray, min_years: int = 3) -> pd.DataFrame:
+    """Sen slope (Pg C yr-2) and Mann-Kendall p of each realisation's annual totals, per
+    region: the trend inside each realisation, not the trend of pooled realisations."""
+    from soilresp import stats
+
+    x = mc_total["year"].values.astype(float)
+    t = stats.trend_test(mc_total.transpose("realisation", "region", "year").values, x,
+                         min_years=min_years)
+    rows = []
+    for i, r in enumerate(mc_total["realisation"].values):
+        for j, reg in enumerate(mc_total["region"].values):
+            rows.append({"realisation": int(r), "region": str(reg), "slope": float(t["slope"][i, j]),
+                         "p": float(t["p"][i, j])})
+    return pd.DataFrame(rows)
+
+
+def trend_summary(tr: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
+    """Per region: mean, median and 95 % interval of the per-realisation slopes, the share of
+    positive slopes and of slopes significant at ``alpha``."""
+    rows = []
+    for reg, g in tr.groupby("region", sort=False):
+        s = g["slope"].to_numpy()
+        rows.append({"region": reg, "slope_mean": float(np.mean(s)), "slope_median": float(np.median(s)),
+                     "slope_lo": float(np.quantile(s, 0.025)), "slope_hi": float(np.quantile(s, 0.975)),
+                     "share_positive": float(np.mean(s > 0)),
+                     "share_significant": float(np.mean(g["p"].to_numpy() < alpha)), "n": int(s.size)})
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------- stage
+def run(ctx) -> None:
+    """The uncertainty stage: ``product/mc_totals.parquet``, ``uncertainty/mc_summary.parquet``,
+    ``uncertainty/mc_trends.parquet``, ``uncertainty/mc_trend_summary.parquet``; adds
+    ``mc_mean``, ``mc_lo``, ``mc_hi``, ``mc_sd``, ``sampling_se_pg`` to ``product/totals.parquet``."""
+    from soilresp import io
+    from soilresp.config import BIOMES
+    from soilresp.models import load_biome_models
+
+    pc = ctx.cfg.product
+    s = MCSettings.from_config(pc, ctx.cfg.run.seed)
+    models = load_biome_models(ctx.out / "models", BIOMES)
+    cube = io.open_zarr(ctx.path("drivers", "drivers.zarr"))
+    bio = io.open_zarr(ctx.path("biomes", "biomes.zarr"), ["biome", "region", "cell_area"])
+    tp = ctx.path("sites", "training.parquet")
+    training = io.read_table(tp) if tp.is_file() else None
+    sp = ctx.path("models", "selection_steps.parquet")
+    steps = io.read_table(sp) if sp.is_file() else None
+    totals_path = ctx.path("product", "totals.parquet")
+    totals = io.read_table(totals_path, ["region", "year", "total_pg"])
+    full = totals.set_index(["region", "year"])["total_pg"].to_xarray()
+    prov = ctx.prov("uncertainty", mc=dict(s.__dict__))
+    mc = monte_carlo_totals(cube, bio, models, s, training, steps, ctx.progress)
+    full = full.sel(region=list(REGIONS), year=mc["year"].values)
+    tot = model_error_totals(mc, full)
+    df = tot.to_dataframe(name="total_pg").reset_index()
+    df = df.merge(mc["sampling_se"].to_dataframe(name="sampling_se_pg").reset_index(),
+                  on=["realisation", "region", "year"])
+    if s.sample_pixels:
+        df = df.merge(mc["total"].to_dataframe(name="sample_total_pg").reset_index(),
+                      on=["realisation", "region", "year"])
+    io.write_table(ctx.path("product", "mc_totals.parquet"), df, prov)
+    summ = summarise_mc(tot) if s.n else pd.DataFrame(
+        columns=["region", "year", "mc_mean", "mc_sd", "mc_lo", "mc_hi"])
+    cen = pd.DataFrame({"central_pg": mc["central"].to_series(),
+                        "sampling_se_pg": mc["central_sampling_se"].to_series()}).reset_index()
+    summ = cen.merge(summ, on=["region", "year"], how="left")
+    for c in ("mc_mean", "mc_sd", "mc_lo", "mc_hi"):
+        summ[c] = summ[c].astype(float)
+    summ = summ.merge(totals[["region", "year", "total_pg"]], on=["region", "year"], how="left")
+    summ["mode"], summ["n"], summ["sample_pixels"] = s.mode, s.n, s.sample_pixels
+    summ["failed_refits"] = int(mc.attrs["failed_refits"])
+    io.write_table(ctx.path("uncertainty", "mc_summary.parquet"), summ, prov)
+    tr = realisation_trends(tot, ctx.cfg.trends.min_years) if s.n else pd.DataFrame(
+        columns=["realisation", "region", "slope", "p"])
+    io.write_table(ctx.path("uncertainty", "mc_trends.parquet"), tr, prov)
+    ts = trend_summary(tr, ctx.cfg.trends.alpha) if s.n else pd.DataFrame(columns=["region"])
+    io.write_table(ctx.path("uncertainty", "mc_trend_summary.parquet"), ts, prov)
+    cols = ["mc_mean", "mc_lo", "mc_hi", "mc_sd", "sampling_se_pg"]
+    merged = totals.drop(columns=[c for c in cols if c in totals]).merge(
+        summ[["region", "year"] + cols], on=["region", "year"], how="left")
+    tprov = io.table_provenance(totals_path) or {}
+    tprov["mc_columns"] = {"stage": "uncertainty", "config_hash": prov.get("config_hash"),
+                           "created": prov.get("created")}
+    io.write_table(totals_path, merged, tprov)

@@ -1,0 +1,32 @@
+"""Issue 7 acceptance on the synthetic world at small resolution (3 degrees, shared fixture)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def test_synthetic_acceptance(small_demo):
+    out, rec = small_demo
+    g = rec["totals"]["global"]
+    assert g["max_abs_relative_error"] <= 0.02, g["relative_error"]
+    tr = rec["trends"]["global"]
+    assert abs(tr["relative_error"]) <= 0.10, tr
+    a = rec["attribution"]
+    assert a["climate_only_box"]["climate_share"] >= 0.8
+    assert a["landcover_only_box"]["land_cover_share"] >= 0.8
+    assert all(rec["checks"].values()), rec["checks"]
+
+
+def test_mc_outputs_of_the_demo(small_demo):
+    from soilresp import io
+
+    out, _ = small_demo
+    run = out / "run"
+    tot = io.read_table(run / "product" / "totals.parquet")
+    assert (tot["mc_lo"] <= tot["mc_hi"]).all() and np.isfinite(tot["mc_mean"]).all()
+    mc = io.read_table(run / "product" / "mc_totals.parquet")
+    assert mc["realisation"].nunique() == 60 and set(mc["region"]) == set(tot["region"])
+    ts = io.read_table(run / "uncertainty" / "mc_trend_summary.parquet").set_index("region")
+    assert (ts["slope_lo"] <= ts["slope_hi"]).all() and (ts["n"] == 60).all()
+    rs = io.open_zarr(run / "product" / "rs.zarr")
+    assert {"rs", "biome", "model_family"} <= set(rs.data_vars)
