@@ -251,6 +251,7 @@ def run_stage(ctx: Context, name: str, *, force: bool = False) -> str:
     _clean_temporaries(ctx.out / name, keep_partial=True)
     _clean_temporaries(manifest.parent, keep_partial=False)
     ctx._prov.pop(name, None)
+    _log(ctx.cfg, name, "start")
     t0 = time.perf_counter()
     stage.run(ctx)
     write_sidecars(ctx, name)
@@ -260,7 +261,19 @@ def run_stage(ctx: Context, name: str, *, force: bool = False) -> str:
         "code_sha256": code_hash(), "seconds": round(time.perf_counter() - t0, 3),
         "outputs": [str(ctx.path(name, o)) for o in stage.outputs],
     })
+    _log(ctx.cfg, name, "done")
     return "ran"
+
+
+def _log(cfg: Config, stage: str, event: str) -> None:
+    """Append one line to ``<output_dir>/.soilresp/log.jsonl`` (run history; not an output)."""
+    import os
+
+    p = cfg.output_dir / ".soilresp" / "log.jsonl"
+    p.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps({"time": time.time(), "pid": os.getpid(), "stage": stage, "event": event})
+    with open(p, "a", encoding="utf-8") as f:
+        f.write(line + "\n")
 
 
 def run_all(ctx: Context, stages: list[str] | None = None, *, force: bool = False,
