@@ -93,8 +93,18 @@ def _tmp_sibling(path: Path, suffix: str = "") -> Path:
     return Path(name)
 
 
+_REPLACED = [0]
+
+
+def replaced_count() -> int:
+    """How many outputs this process has moved into place (lets a failed stage tell whether
+    it changed anything)."""
+    return _REPLACED[0]
+
+
 def _replace(tmp: Path, path: Path) -> None:
     """Move ``tmp`` over ``path``; directories are swapped via a backup name."""
+    _REPLACED[0] += 1
     if tmp.is_dir():
         old = None
         if path.exists():
@@ -352,6 +362,8 @@ def open_zarr(path: str | Path, variables: list[str] | None = None) -> xr.Datase
     if not is_complete(path):
         raise StageError(f"missing or incomplete grid: {path} (run the stage that writes it first)")
     ds = xr.open_zarr(path, consolidated=False)
+    # the store's listing order is the file system's: sort so every run sees the same order
+    ds = ds[sorted(ds.data_vars)]
     if variables:
         missing = [v for v in variables if v not in ds]
         if missing:

@@ -247,13 +247,21 @@ def run_stage(ctx: Context, name: str, *, force: bool = False) -> str:
         return "skipped"
     _check_upstream(ctx, stage)
     manifest = _manifest_path(ctx.cfg, name)
+    old = manifest.read_bytes() if manifest.is_file() else None
     manifest.unlink(missing_ok=True)
     _clean_temporaries(ctx.out / name, keep_partial=True)
     _clean_temporaries(manifest.parent, keep_partial=False)
     ctx._prov.pop(name, None)
     _log(ctx.cfg, name, "start")
     t0 = time.perf_counter()
-    stage.run(ctx)
+    n_replaced = io.replaced_count()
+    try:
+        stage.run(ctx)
+    except BaseException:
+        _log(ctx.cfg, name, "failed")
+        if old is not None and io.replaced_count() == n_replaced:
+            io.write_bytes_atomic(manifest, old)   # nothing was replaced: still as before
+        raise
     write_sidecars(ctx, name)
     _clean_temporaries(ctx.out / name, keep_partial=False)
     io.write_json(manifest, {
@@ -282,6 +290,7 @@ def run_all(ctx: Context, stages: list[str] | None = None, *, force: bool = Fals
     unknown = [s for s in todo if s not in STAGES]
     if unknown:
         raise StageError(f"unknown stage {unknown[0]!r}; stages are {list(STAGES)}")
+    check_writable(ctx.out)
     _clean_temporaries(ctx.out, keep_partial=False)
     done = {}
     for s in todo:
@@ -291,6 +300,22 @@ def run_all(ctx: Context, stages: list[str] | None = None, *, force: bool = Fals
         if on_stage:
             on_stage(s, done[s])
     return done
+
+
+def check_writable(folder: Path) -> None:
+    """Fail early, naming the folder, if outputs cannot be written below ``folder``."""
+    import os
+    import tempfile
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / ".soilresp").mkdir(exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=".write-test.", suffix=".tmp", dir=folder / ".soilresp")
+        os.close(fd)
+        os.unlink(name)
+    except OSError as e:
+        raise input_error(folder, f"output folder (config key 'run.output_dir') is not "
+                          f"writable: {e.strerror or e}") from None
 
 
 # ------------------------------------------------------------------ dask scheduler
