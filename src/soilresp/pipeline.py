@@ -181,10 +181,14 @@ def _manifest_key(cfg: Config, stage: str) -> str | None:
 
 
 def is_fresh(cfg: Config, stage: Stage) -> bool:
+    """Finished with the current key, outputs complete, and every upstream stage fresh too
+    (a changed biome map makes the models stale even though the sites stage did not rerun)."""
     key = _manifest_key(cfg, stage.name)
     if key is None or key != stage_key(cfg, stage):
         return False
-    return all(io.is_complete(cfg.output_dir / stage.name / o) for o in stage.outputs)
+    if not all(io.is_complete(cfg.output_dir / stage.name / o) for o in stage.outputs):
+        return False
+    return all(is_fresh(cfg, STAGES[u]) for u in stage.upstream)
 
 
 def _check_upstream(ctx: Context, stage: Stage) -> None:
@@ -385,9 +389,24 @@ def _sites(ctx: Context) -> None:
     obs = io.read_table(ctx.path("field", "observations.parquet"))
     bio = io.open_zarr(ctx.path("biomes", "biomes.zarr"), ["biome"])
     obs = field.assign_biomes(obs, bio["biome"].load())
+    _check_biomes_observed(ctx, obs, bio["biome"])
     cube = io.open_zarr(ctx.path("drivers", "drivers.zarr"))
     tab = extract_at_sites(cube, obs, ctx.grid, ctx.cfg.drivers.max_site_distance_km)
     io.write_table(ctx.path("sites", "training.parquet"), tab, ctx.prov("sites"))
+
+
+def _check_biomes_observed(ctx: Context, obs: pd.DataFrame, biome: xr.DataArray) -> None:
+    """Every biome on the map needs field observations: with none, its Rs would come from
+    other biomes' data alone (the paper fits one model per biome)."""
+    codes, cells = np.unique(biome.values[biome.values > 0], return_counts=True)
+    seen = set(pd.to_numeric(obs["biome"], errors="coerce").dropna().astype(int))
+    for code, n in zip(codes, cells):
+        if int(code) not in seen:
+            b = ctx.cfg.biomes
+            where = ctx.cfg.resolve(b.path) if b.path is not None else ctx.path("biomes", "biomes.zarr")
+            raise input_error(where, f"biome {int(code)} ({BIOMES.get(int(code), '?')}) covers {int(n)} "
+                              f"land cells but no field observation of {ctx.cfg.resolve(ctx.cfg.field.path)} "
+                              f"falls in it, so it has no model", column=b.variable, value=int(code))
 
 
 def _models(ctx: Context) -> None:

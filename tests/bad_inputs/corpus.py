@@ -25,7 +25,7 @@ from typing import Callable
 
 import numpy as np
 
-RES, LAT = 5.0, (-60.0, 80.0)
+RES, LAT = 3.0, (-60.0, 84.0)
 YEARS = (2000, 2004)
 
 
@@ -35,7 +35,7 @@ class Case:
     stage: str
     make: Callable[[Path, Path], dict]
     expect: tuple[str, ...]           # substrings the error line must contain
-    copy_run: bool = False            # work on a copy of the base run (model-file cases)
+    pre: tuple[str, ...] = ()         # stages run first (they must succeed)
 
 
 # ------------------------------------------------------------------ the valid base
@@ -44,22 +44,21 @@ def make_base(base: Path) -> None:
     from soilresp.synthetic import write_world
 
     if not (base / "world" / "truth.json").is_file():
-        write_world(base / "world", resolution=RES, years=YEARS, seed=11, lat_bounds=LAT,
-                    n_sites=600)
+        write_world(base / "world", resolution=RES, years=YEARS, seed=7, lat_bounds=LAT)
     (base / "base.toml").write_text(base_config(base))
 
 
 def base_config(base: Path, output_dir: Path | None = None) -> str:
     from soilresp.demo import demo_config_text
 
-    t = demo_config_text(RES, 11, years=YEARS, mc=5)
+    t = demo_config_text(RES, 7, years=YEARS, mc=5)
     t = t.replace("lat_max = 84.0", f"lat_max = {LAT[1]}")
     t = t.replace('"world/', f'"{base}/world/')
     t = t.replace('output_dir = "run"', f'output_dir = "{output_dir or base / "run"}"')
     t = re.sub(r"temperature = \[.*\]", 'temperature = ["tas"]', t)
     t = re.sub(r"moisture = \[.*\]", 'moisture = ["pr"]', t)
     t = re.sub(r"productivity = \[.*\]", 'productivity = ["gpp"]', t)
-    t = t.replace("cv_folds = 10", "cv_folds = 3").replace("min_observations = 15", "min_observations = 5")
+    t = t.replace("cv_folds = 10", "cv_folds = 3")
     t = t.replace('format = "srdb"\n', 'format = "srdb"\ncountry_check = false\n')
     return t.replace("bootstrap = 1000", "bootstrap = 20\nmin_years = 3")
 
@@ -492,7 +491,7 @@ def _model_params(case, base):
 
     p = case / "run" / "models" / "biome_07.json"
     doc = json.loads(p.read_text())
-    doc["params"] = ["a", "b"]
+    doc["params"] = [2.0]
     p.write_text(json.dumps(doc))
     return {}
 
@@ -517,7 +516,10 @@ def _out(case):
 
 CASES: list[Case] = [
     # --- field table: structure
-    Case("csv_truncated_mid_quote", "field", field_case(_truncate_mid_quote), ("srdb.csv", "row")),
+    Case("csv_truncated_mid_quote", "field", field_case(_truncate_mid_quote), ("srdb.csv", "row", "quoted")),
+    Case("csv_truncated_mid_line", "field",
+         field_case(lambda c, b, p: p.write_text(srdb_text(b)[: len(srdb_text(b)) // 2].rstrip("\n"))),
+         ("srdb.csv", "row", "truncated")),
     Case("csv_empty", "field", field_case(lambda c, b, p: p.write_text("")), ("srdb.csv", "empty")),
     Case("csv_header_only", "field", field_case(_header_only), ("srdb.csv", "no records")),
     Case("csv_gzip_bytes", "field", field_case(_gzip_csv), ("srdb.csv", "binary")),
@@ -545,8 +547,8 @@ CASES: list[Case] = [
          ("srdb.csv", "'Duplicate_record'", "yes")),
     # --- field table: values
     Case("latlon_swapped", "field", field_case(_swap_latlon), ("srdb.csv", "'Latitude'", "swapped")),
-    Case("rs_in_umol_m2_s1", "field", field_case(_rs_umol), ("srdb.csv", "'Rs_annual'", "umol m-2 s-1")),
-    Case("rs_in_kg", "field", field_case(_rs_kg), ("srdb.csv", "'Rs_annual'", "kg C m-2 yr-1")),
+    Case("rs_in_umol_m2_s1", "field", field_case(_rs_umol), ("srdb.csv", "'Rs_annual'", "look like umol m-2 s-1")),
+    Case("rs_in_kg", "field", field_case(_rs_kg), ("srdb.csv", "'Rs_annual'", "look like kg C m-2 yr-1")),
     Case("years_outside_run", "field", field_case(_years_before), ("srdb.csv", "'Study_midyear'", "2000")),
     Case("rs_all_missing", "field", field_case(_empty_rs), ("srdb.csv", "'Rs_annual'")),
     # --- tidy table reader
@@ -567,8 +569,9 @@ CASES: list[Case] = [
     Case("nc_swapped_lat_lon_coords", "drivers", driver_case("tas", _nc_swapped_coords), ("tas.nc", "'lat'", "swapped")),
     Case("nc_lat_not_monotonic", "drivers", driver_case("tas", _nc_lat_not_monotonic), ("tas.nc", "'lat'", "monotonic")),
     Case("nc_no_lat_dimension", "drivers", driver_case("tas", _nc_no_lat), ("tas.nc", "lat")),
-    Case("nc_undecodable_time", "drivers", driver_case("tas", _nc_bad_time), ("tas.nc", "'time'")),
-    Case("nc_mismatched_grids", "drivers", driver_case("tas", _nc_mismatched_files), ("tas_2003_2004.nc", "grid")),
+    Case("nc_undecodable_time", "drivers", driver_case("tas", _nc_bad_time), ("tas.nc", "time units", "fortnights")),
+    Case("nc_mismatched_grids", "drivers", driver_case("tas", _nc_mismatched_files),
+         ("tas_2003_2004.nc", "grid differs", "tas_2000_2002.nc")),
     # --- drivers: GeoTIFF
     Case("tif_corrupt", "drivers", driver_case("tc", _tif_corrupt, 'format = "geotiff"'), ("tc.tif", "GeoTIFF")),
     Case("tif_truncated", "drivers", driver_case("tc", _tif_truncated, 'format = "geotiff"'), ("tc.tif",)),
@@ -580,14 +583,15 @@ CASES: list[Case] = [
     Case("biome_code_out_of_range", "biomes", _biome_codes, ("biomes.nc", "'biome'", "42")),
     Case("biome_variable_missing", "biomes", _biome_var, ("biomes.nc", "'biome'", "landclass")),
     Case("biome_map_missing", "biomes", _biome_missing, ("no_such_biomes.nc", "not found")),
-    Case("biome_without_observations", "models", _biome_empty_biome, ("biome 4",)),
+    Case("biome_without_observations", "sites", _biome_empty_biome, ("biomes.nc", "'biome'", "biome 4", "no field observation"),
+         pre=("biomes",)),
     # --- model files (on a copy of a finished run)
-    Case("model_untrusted_skops_type", "product", _untrusted_skops, ("biome_01.skops", "allow-list", "system"), True),
-    Case("model_pickle_disguised", "product", _pickle_as_skops, ("biome_02.skops", "skops"), True),
-    Case("model_checksum_mismatch", "product", _tampered_skops, ("biome_03.skops", "checksum"), True),
-    Case("model_json_truncated", "product", _model_json_broken, ("biome_05.json", "JSON"), True),
-    Case("model_family_unknown", "product", _model_family, ("biome_06.json", "'family'", "pickle"), True),
-    Case("model_params_text", "product", _model_params, ("biome_07.json", "params"), True),
+    Case("model_untrusted_skops_type", "product", _untrusted_skops, ("biome_01.skops", "allow-list", "system")),
+    Case("model_pickle_disguised", "product", _pickle_as_skops, ("biome_02.skops", "skops")),
+    Case("model_checksum_mismatch", "product", _tampered_skops, ("biome_03.skops", "checksum")),
+    Case("model_json_truncated", "product", _model_json_broken, ("biome_05.json", "JSON")),
+    Case("model_family_unknown", "product", _model_family, ("biome_06.json", "'family'", "pickle")),
+    Case("model_params_count", "product", _model_params, ("biome_07.json", "'params'", "2 finite")),
     # --- configuration
     Case("config_unknown_key", "field", _cfg({"run.sed": 3}), ("case.toml", "'run.sed'", "unknown")),
     Case("config_unknown_section", "field", _raw(lambda t: t + "\n[plots]\ndpi = 300\n"),
@@ -611,10 +615,8 @@ def write_case(case: Case, out: Path, base: Path) -> Path:
     d = out / case.name
     shutil.rmtree(d, ignore_errors=True)
     d.mkdir(parents=True)
-    run = base / "run"
-    if case.copy_run:
-        shutil.copytree(run, d / "run", symlinks=True)
-        run = d / "run"
+    run = d / "run"             # a copy of the finished base run: its files must not change
+    shutil.copytree(base / "run", run, symlinks=True)
     text = base_config(base, run)
     edits = case.make(d, base)
     text = edit_config(text, {k: v for k, v in edits.items() if k != "raw"}) if "raw" not in edits else \
