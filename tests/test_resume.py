@@ -120,6 +120,22 @@ def test_killed_runs_resume_to_the_uninterrupted_result(world):
     assert len(set(hit)) >= 4, hit          # the kills are spread over the run's stages
     assert leftovers(run) == []
     assert_same_outputs(root / "reference", run)
+    # every kind of output carries its provenance, printed by `soilresp provenance`
+    from typer.testing import CliRunner
+
+    from soilresp.cli import app
+
+    pngs = sorted((run / "report").glob("*.png"))
+    for rel in ["drivers/drivers.zarr", "product/rs.zarr", "product/totals.parquet",
+                "models/biome_01.json", "field/cascade.csv", "report/report.html",
+                str(pngs[0].relative_to(run))]:
+        res = CliRunner().invoke(app, ["provenance", str(run / rel)])
+        assert res.exit_code == 0 and "soilresp_version" in res.output, (rel, res.output)
+        prov = io.read_provenance(run / rel)
+        assert prov["seed"] == 7 and prov["dependencies"]["numpy"], rel
+        assert prov["stage_key"] and prov["config"]["run"]["seed"] == 7, rel
+        if rel.startswith("drivers"):
+            assert all(v.startswith("sha256:") for v in prov["inputs"].values()), rel
     # a further rerun skips every stage
     out = subprocess.run([sys.executable, "-m", "soilresp.cli", "run", str(cfg)], cwd=root,
                          env=_env(), capture_output=True, text=True, timeout=300)
