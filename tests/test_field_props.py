@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 import pandas as pd
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from soilresp.config import config_from_dict
@@ -55,6 +55,7 @@ def test_any_bytes_read_or_documented_error(tmp_path_factory, data):
 
 
 @SETTINGS
+@example(rows=[[""] * 8 + ["9.223372036854776e+18"]], strict=False)   # found: Int64 overflow
 @given(rows=st.lists(st.lists(cell, min_size=0, max_size=len(SRDB_REQUIRED) + 2), max_size=15),
        strict=st.booleans())
 def test_srdb_shaped_text_reads_or_documented_error(tmp_path_factory, rows, strict):
@@ -80,6 +81,7 @@ numbers = st.one_of(st.floats(allow_nan=True, allow_infinity=True, width=64),
 
 
 @SETTINGS
+@example(n=1, seed=0, lat=0.0, rs=0.0, year=9.223372036854776e18, fmt="csv")  # found: overflow
 @given(n=st.integers(0, 25), seed=st.integers(0, 2**31 - 1),
        lat=numbers, rs=numbers, year=numbers, fmt=st.sampled_from(["csv", "parquet"]))
 def test_tidy_table_reads_or_documented_error(tmp_path_factory, n, seed, lat, rs, year, fmt):

@@ -185,7 +185,8 @@ def to_numeric(
         if v.casefold() in NUMERIC_NA:
             continue
         x = parse_coordinate(v) if coordinate else _float(v)
-        if math.isnan(x) or (integer and not float(x).is_integer()):
+        # integers must be exact in float64 (|x| < 2**53), else the Int64 cast overflows
+        if math.isnan(x) or (integer and not (float(x).is_integer() and abs(x) < 2**53)):
             what = "an integer" if integer else "a number"
             if strict:
                 raise input_error(path, f"not {what}", row=rows[k], column=name, value=v)
