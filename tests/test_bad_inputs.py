@@ -17,6 +17,8 @@ from soilresp.cli import app  # noqa: E402
 
 STAGES_UP_TO_MODELS = ["field", "drivers", "biomes", "sites", "models"]
 
+pytestmark = pytest.mark.slow   # > 20 s; still runs in CI
+
 
 def tree_digest(run: Path) -> dict[str, str]:
     """SHA-256 of every file below a run (the append-only run log aside)."""

@@ -9,6 +9,8 @@ from _tinyworld import assert_same_outputs, leftovers, make_world, write_config
 from soilresp.config import load_config
 from soilresp.pipeline import Context, compute_context, run_all
 
+pytestmark = pytest.mark.slow   # > 20 s; still runs in CI
+
 
 def _run(cfg_path):
     cfg = load_config(cfg_path)

@@ -20,6 +20,8 @@ from soilresp.pipeline import STAGES
 
 N_KILLS = 20
 
+pytestmark = pytest.mark.slow   # > 20 s; still runs in CI
+
 
 def _env():
     env = dict(os.environ)
