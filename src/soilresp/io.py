@@ -93,8 +93,18 @@ def _tmp_sibling(path: Path, suffix: str = "") -> Path:
     return Path(name)
 
 
+_REPLACED = [0]
+
+
+def replaced_count() -> int:
+    """How many outputs this process has moved into place (lets a failed stage tell whether
+    it changed anything)."""
+    return _REPLACED[0]
+
+
 def _replace(tmp: Path, path: Path) -> None:
     """Move ``tmp`` over ``path``; directories are swapped via a backup name."""
+    _REPLACED[0] += 1
     if tmp.is_dir():
         old = None
         if path.exists():
@@ -204,28 +214,122 @@ def write_zarr(
     *,
     compute_kwargs: dict[str, Any] | None = None,
 ) -> Path:
-    """Write a Dataset to Zarr atomically: temp store, completion marker, rename.
+    """Write a Dataset to Zarr atomically and resumably.
 
-    Dask-backed variables are computed chunk by chunk by ``to_zarr`` (no whole-array load).
+    The store is built in ``.<name>.partial/store.zarr`` beside ``path``: first the metadata
+    and the in-memory (numpy) variables, then every dask block of every variable as its own
+    task, each followed by a marker file in ``.<name>.partial/done/``. A rerun with the same
+    *resume key* (the stage key in ``prov`` plus the dataset's schema) keeps the finished
+    blocks and computes only the missing ones. At the end the completion attribute is set
+    and the store is renamed to ``path``. Blocks are computed lazily by the active dask
+    scheduler (threads or a distributed client): no whole array is ever loaded.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     ds = ds.copy()
     if prov is not None:
         ds.attrs[PROVENANCE_KEY] = json.dumps(prov, sort_keys=True, default=_jsonable)
     for v in ds.variables.values():  # encodings from a source file can clash with new chunks
         v.encoding.pop("chunks", None)
         v.encoding.pop("preferred_chunks", None)
+    work = partial_dir(path)
+    store, done = work / "store.zarr", work / "done"
+    key = _resume_key(ds, prov)
+    keyfile = work / "key"
     try:
-        delayed = ds.to_zarr(tmp, mode="w", consolidated=False, compute=False)
-        delayed.compute(**(compute_kwargs or {}))
-        mark_complete(tmp)
-        _replace(tmp, path)
+        if not (keyfile.is_file() and keyfile.read_text() == key and store.is_dir()):
+            shutil.rmtree(work, ignore_errors=True)
+            work.mkdir(parents=True)
+            # metadata + numpy-backed variables now; dask variables are left for the blocks
+            ds.to_zarr(store, mode="w", consolidated=False, compute=False)
+            done.mkdir()
+            write_text_atomic(keyfile, key)
+        _write_blocks(ds, store, done, compute_kwargs or {})
+        mark_complete(store)
+        _replace(store, path)
+        shutil.rmtree(work, ignore_errors=True)
+        for old in path.parent.glob(f".{path.name}.old-*"):
+            shutil.rmtree(old, ignore_errors=True)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        # finished blocks are kept for a rerun with the same key; a key-less folder is junk
+        if not keyfile.is_file():
+            shutil.rmtree(work, ignore_errors=True)
         raise
     return path
+
+
+def partial_dir(path: str | Path) -> Path:
+    """Where :func:`write_zarr` builds ``path`` (kept after a crash so a rerun resumes)."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.partial")
+
+
+def _resume_key(ds: xr.Dataset, prov: dict[str, Any] | None) -> str:
+    """Same key = same data: the stage key (inputs, config, upstream, code) and the schema.
+
+    Without a stage key the dask token of the data is used (random for non-deterministic
+    graphs, which then simply do not resume).
+    """
+    import dask.base
+
+    schema = {name: [list(v.dims), list(v.shape), str(v.dtype),
+                     [list(c) for c in (v.chunks or ())], repr(sorted(v.attrs.items()))]
+              for name, v in ds.variables.items()}
+    stage_key = (prov or {}).get("stage_key") or (prov or {}).get("config_hash")
+    parts = {"schema": schema, "attrs": repr(sorted(
+        (k, v) for k, v in ds.attrs.items() if k != PROVENANCE_KEY)),
+        "stage_key": stage_key or dask.base.tokenize(ds)}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def _block_slices(chunks: tuple[tuple[int, ...], ...], index: tuple[int, ...]) -> tuple[slice, ...]:
+    out = []
+    for c, i in zip(chunks, index):
+        start = sum(c[:i])
+        out.append(slice(start, start + c[i]))
+    return tuple(out)
+
+
+def _write_blocks(ds: xr.Dataset, store: Path, done: Path, compute_kwargs: dict[str, Any]) -> None:
+    """Compute and write every dask block that has no marker yet (one task per block)."""
+    import dask
+    import dask.array as da
+    import zarr
+    from xarray.backends.zarr import encode_zarr_variable
+
+    tasks = []
+    for name, var in ds.variables.items():
+        if not isinstance(var.data, da.Array):
+            continue
+        enc = encode_zarr_variable(var, name=name)
+        target = zarr.open_array(str(store), path=str(name), mode="r")
+        if np.dtype(enc.dtype) != target.dtype or tuple(enc.shape) != tuple(target.shape):
+            raise StageError(f"{store}: variable '{name}' encodes as {enc.dtype}{enc.shape}, "
+                             f"the store holds {target.dtype}{target.shape}")  # pragma: no cover
+        arr = enc.data
+        vdir = done / str(name)
+        vdir.mkdir(exist_ok=True)
+        finished = {p.name for p in vdir.iterdir()}
+        blocks = arr.to_delayed(optimize_graph=False)
+        for index in np.ndindex(*arr.numblocks):
+            tag = ".".join(map(str, index)) or "0"
+            if tag in finished:
+                continue
+            tasks.append(dask.delayed(_store_block, pure=False)(
+                blocks[index], str(store), str(name), _block_slices(arr.chunks, index),
+                str(vdir / tag)))
+    if tasks:
+        dask.compute(*tasks, **compute_kwargs)
+
+
+def _store_block(block: np.ndarray, store: str, name: str, region: tuple[slice, ...],
+                 marker: str) -> None:
+    """Write one block into its (chunk-aligned) region, then record it as done."""
+    import zarr
+
+    arr = zarr.open_array(store, path=name, mode="r+")
+    arr[region] = block
+    Path(marker).touch()
 
 
 def mark_complete(path: str | Path) -> None:
@@ -258,6 +362,8 @@ def open_zarr(path: str | Path, variables: list[str] | None = None) -> xr.Datase
     if not is_complete(path):
         raise StageError(f"missing or incomplete grid: {path} (run the stage that writes it first)")
     ds = xr.open_zarr(path, consolidated=False)
+    # the store's listing order is the file system's: sort so every run sees the same order
+    ds = ds[sorted(ds.data_vars)]
     if variables:
         missing = [v for v in variables if v not in ds]
         if missing:
@@ -271,17 +377,34 @@ def zarr_provenance(path: str | Path) -> dict[str, Any] | None:
     return json.loads(raw) if raw else None
 
 
-def read_provenance(path: str | Path) -> dict[str, Any] | None:
-    """Provenance of any soilresp output: Zarr, Parquet, or a JSON document/sidecar."""
+def sidecar_path(path: str | Path) -> Path:
+    """Provenance sidecar of a file that cannot hold metadata (CSV, PNG, HTML)."""
     path = Path(path)
-    if path.suffix == ".zarr":
-        return zarr_provenance(path)
-    if path.suffix == ".parquet":
-        return table_provenance(path)
-    if path.suffix == ".json":
+    return path.with_name(path.name + ".prov.json")
+
+
+def read_provenance(path: str | Path) -> dict[str, Any]:
+    """Provenance of any soilresp output: Zarr, Parquet, JSON, or a file with a sidecar."""
+    path = Path(path)
+    if not path.exists():
+        raise input_error(path, "no such file or folder")
+    if path.suffix == ".zarr" or (path / "zarr.json").is_file() or (path / ".zattrs").is_file():
+        try:
+            prov = zarr_provenance(path)
+        except Exception as e:  # noqa: BLE001 - any unreadable store is the user's input
+            raise input_error(path, f"not a readable Zarr store ({type(e).__name__}: {e})") from None
+    elif path.suffix == ".parquet":
+        try:
+            prov = table_provenance(path)
+        except (pa.ArrowInvalid, OSError) as e:
+            raise input_error(path, f"not a readable Parquet file: {e}") from None
+    elif sidecar_path(path).is_file():
+        prov = read_json(sidecar_path(path))
+    elif path.suffix == ".json":
         doc = read_json(path)
-        return doc.get("provenance", doc) if isinstance(doc, dict) else None
-    side = path.with_suffix(path.suffix + ".json")
-    if side.is_file():
-        return read_provenance(side)
-    raise input_error(path, "no provenance: not a soilresp output")
+        prov = doc.get("provenance", doc) if isinstance(doc, dict) else None
+    else:
+        prov = None
+    if not prov:
+        raise input_error(path, "no provenance: not a soilresp output")
+    return prov

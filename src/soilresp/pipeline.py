@@ -15,6 +15,8 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass
+from dataclasses import field as _dc_field
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
@@ -23,7 +25,7 @@ import pandas as pd
 import xarray as xr
 
 from soilresp import __version__, io
-from soilresp.config import BIOMES, Config
+from soilresp.config import BIOMES, Config, dump_config
 from soilresp.errors import SoilrespError, StageError, input_error
 from soilresp.grid import Grid
 
@@ -48,6 +50,7 @@ class Stage:
 class Context:
     cfg: Config
     progress: Progress = _noop
+    _prov: dict = _dc_field(default_factory=dict, repr=False)
 
     @property
     def out(self) -> Path:
@@ -61,9 +64,27 @@ class Context:
         return self.out / stage / name
 
     def prov(self, stage: str, **extra) -> dict:
-        return io.provenance(stage, config_hash=stage_key(self.cfg, STAGES[stage]),
-                             inputs=input_checksums(self.cfg, stage), seed=self.cfg.run.seed,
-                             extra=extra or None)
+        """The provenance record of ``stage``'s outputs (computed once per stage run).
+
+        Package and dependency versions, the stage key (``stage_key``; also kept under
+        ``config_hash`` for older readers), the hash of the config sections it uses, the
+        whole config, the SHA-256 of each input file, the seed and the time.
+        """
+        if stage not in self._prov:
+            st = STAGES[stage]
+            key = stage_key(self.cfg, st)
+            self._prov[stage] = io.provenance(
+                stage, config_hash=key, inputs=input_checksums(self.cfg, stage),
+                seed=self.cfg.run.seed,
+                extra={"stage_key": key, "config_sections": list(st.sections),
+                       "config_sections_hash": self.cfg.section_hash(*st.sections),
+                       "config": dump_config(self.cfg), "config_dir": str(self.cfg.base_dir),
+                       "code_sha256": code_hash(),
+                       "upstream": {u: _manifest_key(self.cfg, u) for u in st.upstream}})
+        rec = dict(self._prov[stage])
+        if extra:
+            rec.update(extra)
+        return rec
 
 
 # ------------------------------------------------------------------ input files and keys
@@ -117,9 +138,24 @@ def input_checksums(cfg: Config, stage: str) -> dict[str, str]:
     return out
 
 
+@lru_cache(maxsize=1)
+def code_hash() -> str:
+    """SHA-256 of the package's source and data files: any code change reruns the stages."""
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and p.suffix in (".py", ".csv", ".json", ".toml") and "__pycache__" not in p.parts:
+            h.update(str(p.relative_to(root)).encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
 def stage_key(cfg: Config, stage: Stage) -> str:
+    """Hash of what decides a stage's result: config sections, run years and seed, input
+    fingerprints (size, mtime), the keys of the upstream stages, package version and code."""
     parts = {
         "version": __version__,
+        "code": code_hash(),
         "stage": stage.name,
         "config": cfg.section_hash(*stage.sections),
         "years": list(cfg.run.years),
@@ -145,35 +181,111 @@ def _manifest_key(cfg: Config, stage: str) -> str | None:
 
 
 def is_fresh(cfg: Config, stage: Stage) -> bool:
+    """Finished with the current key, outputs complete, and every upstream stage fresh too
+    (a changed biome map makes the models stale even though the sites stage did not rerun)."""
     key = _manifest_key(cfg, stage.name)
     if key is None or key != stage_key(cfg, stage):
         return False
-    return all(io.is_complete(cfg.output_dir / stage.name / o) for o in stage.outputs)
+    if not all(io.is_complete(cfg.output_dir / stage.name / o) for o in stage.outputs):
+        return False
+    return all(is_fresh(cfg, STAGES[u]) for u in stage.upstream)
 
 
 def _check_upstream(ctx: Context, stage: Stage) -> None:
+    """Upstream stages must have FINISHED (manifest written last) with the current inputs."""
     for u in stage.upstream:
         up = STAGES[u]
         for o in up.outputs:
             p = ctx.path(u, o)
             if not io.is_complete(p):
                 raise StageError(f"stage '{stage.name}' needs {p}, which stage '{u}' writes: run it first")
+        if _manifest_key(ctx.cfg, u) is None:
+            raise StageError(f"stage '{stage.name}' needs stage '{u}', which did not finish "
+                             f"(no {_manifest_path(ctx.cfg, u)}): run it first")
+        if not is_fresh(ctx.cfg, up):
+            raise StageError(f"stage '{stage.name}' needs stage '{u}', whose outputs in "
+                             f"{ctx.out / u} are out of date for this config or its inputs: rerun it")
+
+
+def _clean_temporaries(folder: Path, keep_partial: bool) -> None:
+    """Remove temp files/stores left by a killed writer (``.NAME.*.tmp*``, ``.NAME.old-*``).
+
+    ``.NAME.partial`` folders are kept while a stage runs (a resumable Zarr write picks
+    them up) and removed once it has finished.
+    """
+    import shutil
+
+    if not folder.is_dir():
+        return
+    for p in folder.iterdir():
+        n = p.name
+        if not n.startswith("."):
+            continue
+        stale = ".tmp" in n or ".old-" in n or (not keep_partial and n.endswith(".partial"))
+        if stale:
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+
+
+def write_sidecars(ctx: Context, name: str) -> list[Path]:
+    """Provenance sidecar ``FILE.prov.json`` for each stage output that cannot hold it
+    (CSV, PNG, HTML): the stage's record plus the file's SHA-256."""
+    out = []
+    folder = ctx.out / name
+    for p in sorted(folder.rglob("*")) if folder.is_dir() else []:
+        if (not p.is_file() or p.name.startswith(".") or ".zarr" in str(p.relative_to(folder))
+                or p.suffix in (".parquet", ".json", ".skops")):
+            continue
+        out.append(io.write_json(io.sidecar_path(p),
+                                 ctx.prov(name, file=p.name, file_sha256=io.file_sha256(p))))
+    return out
 
 
 def run_stage(ctx: Context, name: str, *, force: bool = False) -> str:
-    """Run one stage; returns 'ran' or 'skipped' (inputs, config and version unchanged)."""
+    """Run one stage; returns 'ran' or 'skipped' (inputs, config, version, code unchanged).
+
+    The manifest is removed before the stage starts and written after its last output, so
+    a stage killed at any moment is never taken as finished; its Zarr outputs resume.
+    """
     stage = STAGES[name]
     if not force and is_fresh(ctx.cfg, stage):
         return "skipped"
     _check_upstream(ctx, stage)
+    manifest = _manifest_path(ctx.cfg, name)
+    old = manifest.read_bytes() if manifest.is_file() else None
+    manifest.unlink(missing_ok=True)
+    _clean_temporaries(ctx.out / name, keep_partial=True)
+    _clean_temporaries(manifest.parent, keep_partial=False)
+    ctx._prov.pop(name, None)
+    _log(ctx.cfg, name, "start")
     t0 = time.perf_counter()
-    stage.run(ctx)
-    io.write_json(_manifest_path(ctx.cfg, name), {
+    n_replaced = io.replaced_count()
+    try:
+        stage.run(ctx)
+    except BaseException:
+        _log(ctx.cfg, name, "failed")
+        if old is not None and io.replaced_count() == n_replaced:
+            io.write_bytes_atomic(manifest, old)   # nothing was replaced: still as before
+        raise
+    write_sidecars(ctx, name)
+    _clean_temporaries(ctx.out / name, keep_partial=False)
+    io.write_json(manifest, {
         "stage": name, "key": stage_key(ctx.cfg, stage), "version": __version__,
-        "seconds": round(time.perf_counter() - t0, 3),
+        "code_sha256": code_hash(), "seconds": round(time.perf_counter() - t0, 3),
         "outputs": [str(ctx.path(name, o)) for o in stage.outputs],
     })
+    _log(ctx.cfg, name, "done")
     return "ran"
+
+
+def _log(cfg: Config, stage: str, event: str) -> None:
+    """Append one line to ``<output_dir>/.soilresp/log.jsonl`` (run history; not an output)."""
+    import os
+
+    p = cfg.output_dir / ".soilresp" / "log.jsonl"
+    p.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps({"time": time.time(), "pid": os.getpid(), "stage": stage, "event": event})
+    with open(p, "a", encoding="utf-8") as f:
+        f.write(line + "\n")
 
 
 def run_all(ctx: Context, stages: list[str] | None = None, *, force: bool = False,
@@ -182,6 +294,8 @@ def run_all(ctx: Context, stages: list[str] | None = None, *, force: bool = Fals
     unknown = [s for s in todo if s not in STAGES]
     if unknown:
         raise StageError(f"unknown stage {unknown[0]!r}; stages are {list(STAGES)}")
+    check_writable(ctx.out)
+    _clean_temporaries(ctx.out, keep_partial=False)
     done = {}
     for s in todo:
         if on_stage:
@@ -190,6 +304,22 @@ def run_all(ctx: Context, stages: list[str] | None = None, *, force: bool = Fals
         if on_stage:
             on_stage(s, done[s])
     return done
+
+
+def check_writable(folder: Path) -> None:
+    """Fail early, naming the folder, if outputs cannot be written below ``folder``."""
+    import os
+    import tempfile
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / ".soilresp").mkdir(exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=".write-test.", suffix=".tmp", dir=folder / ".soilresp")
+        os.close(fd)
+        os.unlink(name)
+    except OSError as e:
+        raise input_error(folder, f"output folder (config key 'run.output_dir') is not "
+                          f"writable: {e.strerror or e}") from None
 
 
 # ------------------------------------------------------------------ dask scheduler
@@ -259,9 +389,24 @@ def _sites(ctx: Context) -> None:
     obs = io.read_table(ctx.path("field", "observations.parquet"))
     bio = io.open_zarr(ctx.path("biomes", "biomes.zarr"), ["biome"])
     obs = field.assign_biomes(obs, bio["biome"].load())
+    _check_biomes_observed(ctx, obs, bio["biome"])
     cube = io.open_zarr(ctx.path("drivers", "drivers.zarr"))
     tab = extract_at_sites(cube, obs, ctx.grid, ctx.cfg.drivers.max_site_distance_km)
     io.write_table(ctx.path("sites", "training.parquet"), tab, ctx.prov("sites"))
+
+
+def _check_biomes_observed(ctx: Context, obs: pd.DataFrame, biome: xr.DataArray) -> None:
+    """Every biome on the map needs field observations: with none, its Rs would come from
+    other biomes' data alone (the paper fits one model per biome)."""
+    codes, cells = np.unique(biome.values[biome.values > 0], return_counts=True)
+    seen = set(pd.to_numeric(obs["biome"], errors="coerce").dropna().astype(int))
+    for code, n in zip(codes, cells):
+        if int(code) not in seen:
+            b = ctx.cfg.biomes
+            where = ctx.cfg.resolve(b.path) if b.path is not None else ctx.path("biomes", "biomes.zarr")
+            raise input_error(where, f"biome {int(code)} ({BIOMES.get(int(code), '?')}) covers {int(n)} "
+                              f"land cells but no field observation of {ctx.cfg.resolve(ctx.cfg.field.path)} "
+                              f"falls in it, so it has no model", column=b.variable, value=int(code))
 
 
 def _models(ctx: Context) -> None:

@@ -95,7 +95,25 @@ def open_source(src: DriverSource, base_dir: Path, chunk: int = 256,
     da.attrs.setdefault("units", "1")
     da.attrs.setdefault("long_name", src.variable)
     da.name = src.variable
-    return _finish_time(da, src, paths[0], chunk)
+    da = _finish_time(da, src, paths[0], chunk)
+    _check_has_values(da, paths[0], name)
+    return da
+
+
+def _check_has_values(da: xr.DataArray, path: Path, name: str) -> None:
+    """A source with no valid value at all (NaN/fill everywhere) is an error, not a NaN map.
+
+    Looks at three time steps first (cheap); only if they are all empty is the whole source
+    scanned before raising.
+    """
+    sample = da
+    if "time" in da.dims and da.sizes["time"] > 3:
+        n = da.sizes["time"]
+        sample = da.isel(time=sorted({0, n // 2, n - 1}))
+    if bool(np.isfinite(sample).any()) or bool(np.isfinite(da).any()):
+        return
+    raise input_error(path, "no valid value anywhere (every cell is missing, fill or outside "
+                      "the valid range)", column=name)
 
 
 def _finish_time(da: xr.DataArray, src: DriverSource, path: Path, chunk: int) -> xr.DataArray:
@@ -142,6 +160,7 @@ def open_netcdf(paths: list[Path], name: str, chunk: int | None = None) -> xr.Da
         if len(paths) == 1:
             ds = xr.open_dataset(paths[0], **kw)
         else:
+            _same_grid(paths)
             ds = xr.open_mfdataset(paths, combine="by_coords", **kw)
     except (OSError, ValueError) as e:
         raise input_error(paths[0], f"cannot read as NetCDF/CF: {e}") from None
@@ -150,6 +169,28 @@ def open_netcdf(paths: list[Path], name: str, chunk: int | None = None) -> xr.Da
                           column=name)
     da = apply_valid_range(ds[name])
     return standardise_coords(da, paths[0])
+
+
+def _same_grid(paths: list[Path]) -> None:
+    """Files of one source must share one lat/lon grid (they are stacked along time)."""
+    ref = None
+    for p in paths:
+        with xr.open_dataset(p, decode_times=False) as ds:
+            coords = {}
+            for names, std in ((LAT_NAMES, "lat"), (LON_NAMES, "lon")):
+                hit = [d for d in ds.dims if str(d).lower() in names]
+                coords[std] = np.asarray(ds[hit[0]].values, float) if hit and hit[0] in ds else None
+        if ref is None:
+            ref = (p, coords)
+            continue
+        for std in ("lat", "lon"):
+            a, b = ref[1][std], coords[std]
+            if a is None or b is None:
+                continue
+            if a.shape != b.shape or not np.allclose(a, b):
+                raise input_error(p, f"grid differs from {ref[0].name} ({std}: {b.size} values "
+                                  f"{b.min():g}..{b.max():g} vs {a.size} values {a.min():g}..{a.max():g})",
+                                  column=std)
 
 
 # ----------------------------------------------------------------------------- GeoTIFF

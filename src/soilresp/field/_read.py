@@ -52,8 +52,12 @@ def read_csv_text(path: Path) -> tuple[list[str], list[list[str]], list[int], st
     data = path.read_bytes()
     if not data.strip():
         raise input_error(path, "file is empty")
-    if b"\x00" in data[:4096]:
-        raise input_error(path, "not a text CSV file (binary content)")
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff") or (
+            len(data) > 64 and data[1:64:2].count(0) > 28 and data[0:64:2].count(0) < 4):
+        raise input_error(path, "text is UTF-16 encoded; save it as UTF-8 (or Windows-1252) CSV")
+    if b"\x00" in data[:4096] or data[:2] == b"\x1f\x8b" or data[:4] == b"PK\x03\x04":
+        kind = {b"\x1f\x8b": " (gzip: decompress it first)", b"PK": " (zip: extract it first)"}
+        raise input_error(path, "not a text CSV file (binary content)" + kind.get(data[:2], ""))
     text, encoding = decode(path, data)
     reader = csv.reader(io.StringIO(text, newline=""), strict=False)
     header: list[str] | None = None
@@ -74,6 +78,17 @@ def read_csv_text(path: Path) -> tuple[list[str], list[list[str]], list[int], st
         raise input_error(path, f"not a readable CSV: {e}", row=reader.line_num) from None
     if header is None:
         raise input_error(path, "file has no header line")
+    if text.count('"') % 2:
+        raise input_error(path, "the file ends inside a quoted cell (truncated, or an unclosed "
+                          "quote)", row=starts[-1] if starts else 1)
+    if rows and not text.endswith(("\n", "\r")) and len(rows[-1]) < len(header):
+        raise input_error(path, f"the last record has {len(rows[-1])} of {len(header)} fields and "
+                          "no line end: the file looks truncated", row=starts[-1])
+    if len(header) == 1:
+        for sep, what in ((";", "';' (semicolon)"), ("\t", "tab"), ("|", "'|'")):
+            if sep in header[0]:
+                raise input_error(path, f"not comma-separated: the header is separated by {what}; "
+                                  "save the file as CSV with ','")
     return header, rows, starts, encoding
 
 
@@ -170,7 +185,8 @@ def to_numeric(
         if v.casefold() in NUMERIC_NA:
             continue
         x = parse_coordinate(v) if coordinate else _float(v)
-        if math.isnan(x) or (integer and not float(x).is_integer()):
+        # integers must be exact in float64 (|x| < 2**53), else the Int64 cast overflows
+        if math.isnan(x) or (integer and not (float(x).is_integer() and abs(x) < 2**53)):
             what = "an integer" if integer else "a number"
             if strict:
                 raise input_error(path, f"not {what}", row=rows[k], column=name, value=v)

@@ -110,9 +110,11 @@ def calendar_year(midyear: pd.Series) -> pd.Series:
     SRDB ``expanded_field_notes.txt``: a study running 1 Jan - 31 Dec 2015 is entered as
     2015.5, and 1 Jul 2014 - 30 Jun 2015 as 2015.0; so X.5 is calendar year X and the
     floor is taken for every value (X.0, X.25, X.75 -> X). Integer years of other tables
-    are unchanged.
+    are unchanged. Values that cannot be a year (|y| >= 100000, inf) become missing, so the
+    study-period rule drops the record instead of the integer cast overflowing.
     """
     y = pd.to_numeric(midyear, errors="coerce").astype("float64")
+    y = y.where(y.abs() < 1e5)
     return pd.Series(np.floor(y), index=midyear.index).astype("Int64")
 
 

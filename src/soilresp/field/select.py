@@ -134,6 +134,44 @@ def _canonical(df: pd.DataFrame, source) -> pd.DataFrame:
                       column=missing[0])
 
 
+_SRDB_NAMES = {"rs": "Rs_annual", "lat": "Latitude", "lon": "Longitude", "year": "Study_midyear"}
+
+
+def _source_column(df: pd.DataFrame, cfg, name: str) -> str:
+    """The input file's name of canonical column ``name`` (for error messages)."""
+    if is_srdb(df):
+        return _SRDB_NAMES.get(name, name)
+    return dict(getattr(cfg, "columns", {}) or {}).get(name, name)
+
+
+def _check_units_and_axes(df, rec, cfg, source) -> None:
+    """Whole-file mistakes that per-record QC would turn into a silently wrong map:
+    Rs in another unit and swapped latitude/longitude columns (one error naming the column)."""
+    rs = rec["rs"].to_numpy(dtype=float, na_value=np.nan)
+    pos = rs[np.isfinite(rs) & (rs > 0)]
+    lo_rs = float(cfg.rs_range[0])
+    if pos.size >= 10 and np.median(pos) < lo_rs:
+        med = float(np.median(pos))
+        # order the two usual mistakes by how close the converted median is to ~700 g C
+        units = sorted([(abs(np.log(med * 1000 / 700)), "kg C m-2 yr-1 (x 1000 = g C m-2 yr-1)"),
+                        (abs(np.log(med * 379 / 700)), "umol m-2 s-1 of CO2 (x 379 = g C m-2 yr-1)")])
+        unit = f"{units[0][1]}, or else {units[1][1]}"
+        raise input_error(source, f"annual Rs must be in g C m-2 yr-1, but the median of "
+                          f"{pos.size} values is {med:.3g}: the values look like {unit}",
+                          column=_source_column(df, cfg, "rs"))
+    lat = rec["lat"].to_numpy(dtype=float, na_value=np.nan)
+    lon = rec["lon"].to_numpy(dtype=float, na_value=np.nan)
+    ok = np.isfinite(lat) & np.isfinite(lon)
+    with np.errstate(invalid="ignore"):
+        swapped = ok & (np.abs(lat) > 90) & (np.abs(lon) <= 90)
+    if ok.sum() >= 10 and swapped.sum() >= 0.25 * ok.sum():
+        k = int(np.flatnonzero(swapped)[0])
+        raise input_error(source, f"{int(swapped.sum())} of {int(ok.sum())} records have "
+                          f"|latitude| > 90 with |longitude| <= 90: latitude and longitude "
+                          f"columns look swapped", column=_source_column(df, cfg, "lat"),
+                          value=float(lat[k]))
+
+
 def _absent(s: pd.Series) -> bool:
     return bool(s.isna().all())
 
@@ -167,6 +205,7 @@ def select_observations(
         raise ConfigError(f"years must be [first, last] with first <= last, got {[y0, y1]}")
     bad_values = list(df.attrs.get(BAD_VALUES_KEY, []))
     rec = _canonical(df, source)
+    _check_units_and_axes(df, rec, cfg, source)
     n = len(rec)
     rows = rec.index.to_numpy()
     row_pos = {r: k for k, r in enumerate(rows)}
@@ -423,10 +462,18 @@ def select_observations(
 
     if first_empty is not None:
         chain = " -> ".join(f"{s[1]} {s[2]}" for s in steps if s[3] or s[0] == 0)
+        col = {"rs_annual_present": "rs", "study_period": "year", "rs_plausible": "rs",
+               "coordinates_valid": "lat"}.get(first_empty)
+        span = ""
+        if first_empty == "study_period" and np.isfinite(yv).any():
+            span = f"; the file's years span {int(np.nanmin(yv))}-{int(np.nanmax(yv))}"
+        if n == 0:
+            raise input_error(source, "the file has a header but no records")
         raise input_error(
             source,
-            f"no field records remain after rule '{first_empty}' for {y0}-{y1} ({chain}); "
+            f"no field records remain after rule '{first_empty}' for {y0}-{y1} ({chain}{span}); "
             "check the [field] rules and the period",
+            column=_source_column(df, cfg, col) if col else None,
         )
 
     kept = records[alive].copy()

@@ -97,9 +97,14 @@ def read_srdb(path: str | Path, *, strict: bool = True) -> pd.DataFrame:
     cols, problems = columns_from_rows(path, header, rows, starts, strict=strict)
     missing = [c for c in SRDB_REQUIRED if c not in cols]
     if missing:
+        import difflib
+
+        near = difflib.get_close_matches(missing[0], [h for h in cols if h not in SRDB_COLUMNS],
+                                         n=1, cutoff=0.7)
+        hint = f"; the file has {near[0]!r} (renamed?)" if near else ""
         raise input_error(
             path,
-            "required SRDB column missing (is this srdb-data.csv? for another table use "
+            f"required SRDB column missing{hint} (is this srdb-data.csv? for another table use "
             "format = 'table' with a column mapping)",
             column=missing[0],
         )
