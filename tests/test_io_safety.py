@@ -15,7 +15,9 @@ from pathlib import Path
 import soilresp
 
 SRC = Path(soilresp.__file__).resolve().parent
-UNSAFE_MODULES = {"pickle", "cPickle", "dill", "cloudpickle", "joblib", "marshal", "shelve", "torch"}
+UNSAFE_MODULES = {"pickle", "cPickle", "dill", "cloudpickle", "marshal", "shelve", "torch"}
+# joblib is used for parallel fits; only its pickle-based loader is unsafe
+UNSAFE_NAMES = {"joblib": {"load"}}
 
 
 def _calls(tree: ast.AST):
@@ -41,6 +43,10 @@ def test_no_code_executing_loader_in_the_package():
                 bad = sorted(set(names) & UNSAFE_MODULES)
                 if bad:
                     problems.append(f"{rel}:{node.lineno} imports {bad}")
+                if isinstance(node, ast.ImportFrom) and node.module in UNSAFE_NAMES:
+                    hit = sorted({a.name for a in node.names} & UNSAFE_NAMES[node.module])
+                    if hit:
+                        problems.append(f"{rel}:{node.lineno} imports {node.module}.{hit}")
         for node, mod, name in _calls(tree):
             kw = {k.arg: k.value for k in node.keywords}
             if mod is None and name in ("eval", "exec"):
@@ -49,6 +55,8 @@ def test_no_code_executing_loader_in_the_package():
                 ap = kw.get("allow_pickle")
                 if ap is not None and not (isinstance(ap, ast.Constant) and ap.value is False):
                     problems.append(f"{rel}:{node.lineno} np.load(allow_pickle=...)")
+            if mod in UNSAFE_NAMES and name in UNSAFE_NAMES[mod]:
+                problems.append(f"{rel}:{node.lineno} {mod}.{name}")
             if mod in ("pd", "pandas") and name == "read_pickle":
                 problems.append(f"{rel}:{node.lineno} pd.read_pickle")
             if mod == "yaml" and name in ("load", "unsafe_load", "full_load"):

@@ -325,25 +325,32 @@ def check_writable(folder: Path) -> None:
 # ------------------------------------------------------------------ dask scheduler
 @contextlib.contextmanager
 def compute_context(scheduler: str = "threads", workers: int = 2):
-    """Where dask work runs: local threads, a new LocalCluster, or an existing cluster."""
+    """Where dask work runs: local threads, a new LocalCluster, or an existing cluster.
+
+    Rechunks use dask's task-based method on every scheduler: with a distributed client dask
+    would otherwise switch to its peer-to-peer rechunk, whose different graph changes the
+    order of floating-point sums, so a cluster run would not be bit-identical to a local one.
+    """
     import dask
 
+    same_graph = {"array.rechunk.method": "tasks"}
     if scheduler in ("threads", "synchronous"):
-        with dask.config.set(scheduler=scheduler):
+        with dask.config.set(scheduler=scheduler, **same_graph):
             yield None
         return
     from distributed import Client, LocalCluster
 
     if scheduler == "local-cluster":
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                          dashboard_address=None) as cluster, Client(cluster) as client:
+        with dask.config.set(same_graph), LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=True,
+                dashboard_address=None) as cluster, Client(cluster) as client:
             yield client
         return
     try:
         client = Client(scheduler, timeout="20s")
     except OSError as e:
         raise SoilrespError(f"cannot reach dask scheduler at {scheduler!r}: {e}") from None
-    with client:
+    with dask.config.set(same_graph), client:
         yield client
 
 

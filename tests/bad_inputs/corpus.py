@@ -496,6 +496,16 @@ def _model_params(case, base):
     return {}
 
 
+def _model_params_text(case, base):
+    import json
+
+    p = case / "run" / "models" / "biome_07.json"
+    doc = json.loads(p.read_text())
+    doc["params"] = ["two"] * len(doc["params"])
+    p.write_text(json.dumps(doc))
+    return {}
+
+
 def _cfg(edits):
     return lambda case, base: edits
 
@@ -591,7 +601,8 @@ CASES: list[Case] = [
     Case("model_checksum_mismatch", "product", _tampered_skops, ("biome_03.skops", "checksum")),
     Case("model_json_truncated", "product", _model_json_broken, ("biome_05.json", "JSON")),
     Case("model_family_unknown", "product", _model_family, ("biome_06.json", "'family'", "pickle")),
-    Case("model_params_count", "product", _model_params, ("biome_07.json", "'params'", "2 finite")),
+    Case("model_params_count", "product", _model_params, ("biome_07.json", "'params'", "finite parameters")),
+    Case("model_params_text", "product", _model_params_text, ("biome_07.json", "'params'", "two")),
     # --- configuration
     Case("config_unknown_key", "field", _cfg({"run.sed": 3}), ("case.toml", "'run.sed'", "unknown")),
     Case("config_unknown_section", "field", _raw(lambda t: t + "\n[plots]\ndpi = 300\n"),

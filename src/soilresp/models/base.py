@@ -99,7 +99,11 @@ def nls_from_dict(doc: dict, path: Path | str = "<model>") -> NonlinearRs:
     form = doc.get("form")
     if form not in FORMS:
         raise input_error(path, "not a soilresp nonlinear model", column="form", value=form)
-    params = np.asarray(doc.get("params", []), dtype=float)
+    try:
+        params = np.asarray(doc.get("params", []), dtype=float)
+    except (TypeError, ValueError):
+        raise input_error(path, f"{form} parameters must be numbers", column="params",
+                          value=doc.get("params")) from None
     if params.size != len(FORMS[form]) or not np.all(np.isfinite(params)):
         raise input_error(path, f"{form} needs {len(FORMS[form])} finite parameters", column="params",
                           value=doc.get("params"))

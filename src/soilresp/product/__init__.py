@@ -187,11 +187,17 @@ def regional_totals(rs: xr.DataArray, region: xr.DataArray, area: xr.DataArray) 
 
 
 def regional_areas(rs: xr.DataArray, region: xr.DataArray, area: xr.DataArray) -> xr.DataArray:
-    """Area (km2) of the pixels with Rs, dims (region, year)."""
-    a = area.where(rs.notnull())
-    parts = [a.sum(["lat", "lon"])]
+    """Area (km2) of the pixels with Rs, dims (region, year).
+
+    Summed as whole square metres (int64): an integer sum is exact, so the result does not
+    depend on the order in which chunks and array layouts are added (threads and a cluster
+    agree to the bit). 1 m2 per cell is far below the cells' own accuracy.
+    """
+    m2 = np.rint(area).astype(np.int64)
+    valid = rs.notnull()
+    parts = [m2.where(valid, 0).sum(["lat", "lon"])]
     for r in REGIONS[1:]:
-        parts.append(a.where(region == _REGION_CODE[r]).sum(["lat", "lon"]))
+        parts.append(m2.where(valid & (region == _REGION_CODE[r]), 0).sum(["lat", "lon"]))
     return xr.concat(parts, dim=pd.Index(list(REGIONS), name="region")) / 1e6
 
 

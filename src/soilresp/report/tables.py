@@ -47,6 +47,10 @@ def table_s4(run_dir: Path) -> pd.DataFrame:
     """
     try:
         df = table(run_dir, "models/parameters.parquet", ["biome"])
+        if "selected" in df:  # the models stage lists every candidate; S4 is the selected ones
+            df = df[df["selected"].astype(bool)].drop(columns=["selected"])
+        df = df.drop(columns=[c for c in ("text",) if c in df])
+        df["param"] = df["param"].replace({"q10": "Q10"})
         return df.reset_index(drop=True)
     except MissingOutput:
         pass
