@@ -17,10 +17,41 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
-def small_demo(tmp_path_factory):
-    """A 3-degree synthetic world run through every stage (shared by the end-to-end tests)."""
+def _built_demo(tmp_path_factory, worker_id) -> Path:
+    """The 3-degree demo, built once per test session and shared by the xdist workers
+    (a file lock makes the other workers wait for it instead of building their own)."""
+    import json
+    import shutil
+
+    from filelock import FileLock
+
     from soilresp.demo import run_demo
 
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if worker_id != "master" else base
+    built = root / "shared_demo3"
+    with FileLock(str(root / "shared_demo3.lock")):
+        if not (built / "recovery.json").is_file():
+            tmp = root / "shared_demo3.building"
+            shutil.rmtree(tmp, ignore_errors=True)
+            rec = run_demo(tmp / "demo", resolution=3.0, seed=7, mc_samples=60)
+            (tmp / "recovery.json").write_text(json.dumps(rec))
+            shutil.rmtree(built, ignore_errors=True)
+            tmp.rename(built)
+    return built
+
+
+@pytest.fixture(scope="session")
+def small_demo(_built_demo, tmp_path_factory):
+    """A 3-degree synthetic world run through every stage (shared by the end-to-end tests);
+    each worker gets its own copy (mtimes kept, so every stage is still up to date), which
+    its tests may change."""
+    import json
+    import shutil
+
     out = tmp_path_factory.mktemp("demo3")
-    rec = run_demo(out, resolution=3.0, seed=7, mc_samples=60)
+    shutil.copytree(_built_demo / "demo", out, dirs_exist_ok=True)
+    rec = json.loads((_built_demo / "recovery.json").read_text())
+    old = str(_built_demo / "demo")
+    rec["paths"] = {k: v.replace(old, str(out)) for k, v in rec["paths"].items()}
     return out, rec

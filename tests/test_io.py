@@ -66,3 +66,22 @@ def test_errors_name_the_file(tmp_path):
         io.read_json(j)
     io.write_json(tmp_path / "ok.json", {"a": np.float32(1.5)})
     assert json.loads((tmp_path / "ok.json").read_text()) == {"a": 1.5}
+
+
+def test_outputs_get_the_usual_permissions(tmp_path):
+    """Atomic writes go through mkstemp (mode 0600); the output must not stay private."""
+    import os
+    import stat
+
+    import pandas as pd
+
+    from soilresp import io
+
+    mask = os.umask(0o022)
+    try:
+        p1 = io.write_json(tmp_path / "a.json", {"x": 1})
+        p2 = io.write_table(tmp_path / "t.parquet", pd.DataFrame({"a": [1]}))
+    finally:
+        os.umask(mask)
+    for p in (p1, p2):
+        assert stat.S_IMODE(p.stat().st_mode) == 0o644, p

@@ -77,3 +77,23 @@ def test_rerun_skips_unchanged_and_reruns_changed(small_demo):
     p2.write_text(text)
     done = run_all(Context(load_config(p2)), ["product", "trends", "attribution"])
     assert done == {"product": "skipped", "trends": "ran", "attribution": "ran"}
+
+
+def test_report_stage_runs_without_the_optional_stages(small_demo, tmp_path):
+    """`soilresp run --stage ... --stage report` on a run that skipped trends, attribution and
+    the Monte Carlo: the report is written and lists them as absent."""
+    import shutil
+
+    out, _ = small_demo
+    run = tmp_path / "run"
+    shutil.copytree(out / "run", run)
+    for stage in ("trends", "attribution", "uncertainty"):
+        shutil.rmtree(run / stage, ignore_errors=True)
+        (run / ".soilresp" / f"{stage}.json").unlink(missing_ok=True)
+    text = (out / "soilresp.toml").read_text().replace('output_dir = "run"', f'output_dir = "{run}"')
+    cfg_path = out / "no_trends.toml"
+    cfg_path.write_text(text)
+    done = run_all(Context(load_config(cfg_path)), ["product", "report"])
+    assert done["report"] == "ran"
+    html = (run / "report" / "report.html").read_text()
+    assert "trends/series_trends.parquet" in html and "attribution" in html

@@ -44,6 +44,8 @@ class Stage:
     outputs: tuple[str, ...]            # paths relative to the stage folder
     run: Callable[["Context"], None]
     doc: str
+    # stages whose outputs it uses when they ran (e.g. the report without trends)
+    optional: tuple[str, ...] = ()
 
 
 @dataclass
@@ -160,10 +162,19 @@ def stage_key(cfg: Config, stage: Stage) -> str:
         "config": cfg.section_hash(*stage.sections),
         "years": list(cfg.run.years),
         "seed": cfg.run.seed,
-        "inputs": {str(p): _fingerprint(p) for p in input_files(cfg, stage.name)},
-        "upstream": {u: _manifest_key(cfg, u) for u in stage.upstream},
+        "inputs": {_key_name(cfg, p): _fingerprint(p) for p in input_files(cfg, stage.name)},
+        "upstream": {u: _manifest_key(cfg, u) for u in stage.upstream + stage.optional},
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def _key_name(cfg: Config, p: Path) -> str:
+    """An input's name in the stage key: relative to the config's folder when inside it, so
+    a run folder copied elsewhere with its inputs (mtimes kept) is still up to date."""
+    try:
+        return Path(p).resolve().relative_to(Path(cfg.base_dir).resolve()).as_posix()
+    except ValueError:
+        return str(p)
 
 
 def _manifest_path(cfg: Config, stage: str) -> Path:
@@ -188,12 +199,17 @@ def is_fresh(cfg: Config, stage: Stage) -> bool:
         return False
     if not all(io.is_complete(cfg.output_dir / stage.name / o) for o in stage.outputs):
         return False
-    return all(is_fresh(cfg, STAGES[u]) for u in stage.upstream)
+    return all(is_fresh(cfg, STAGES[u]) for u in stage.upstream + _ran(cfg, stage.optional))
+
+
+def _ran(cfg: Config, names: tuple[str, ...]) -> tuple[str, ...]:
+    """The optional upstream stages that have run (a manifest, even a stale one)."""
+    return tuple(u for u in names if _manifest_path(cfg, u).is_file())
 
 
 def _check_upstream(ctx: Context, stage: Stage) -> None:
     """Upstream stages must have FINISHED (manifest written last) with the current inputs."""
-    for u in stage.upstream:
+    for u in stage.upstream + _ran(ctx.cfg, stage.optional):
         up = STAGES[u]
         for o in up.outputs:
             p = ctx.path(u, o)
@@ -477,6 +493,7 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
           ("series_partial_corr.parquet", "pixel_partial_corr.zarr", "colocation.parquet",
            "change_shares.parquet", "change_class.zarr"), _attribution,
           "partial correlations, co-location and land-cover vs climate shares of change"),
-    Stage("report", (), ("product", "trends", "attribution", "models", "field"),
-          ("report.html",), _report, "figures, tables and one self-contained HTML report"),
+    Stage("report", (), ("product", "models", "field"),
+          ("report.html",), _report, "figures, tables and one self-contained HTML report",
+          optional=("uncertainty", "trends", "attribution")),
 ]}
