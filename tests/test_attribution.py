@@ -64,3 +64,33 @@ def test_pixel_cover_mask_and_change_shares(run):
             assert parts == pytest.approx(s["land_cover"], abs=1e-12)
     co = io.read_table(run / "attribution" / "colocation.parquet")
     assert co["share_of_significant_rs"].dropna().between(0, 1).all()
+
+
+def test_compositional_covers_control_groups_match_pingouin():
+    """tc + sv + bg = 100 %: every driver gets a finite partial r, equal to pingouin's with
+    the documented controls (covers: climate only; climate: others + two covers)."""
+    from soilresp.attribution import control_groups
+    from soilresp import stats
+
+    names = ["tas", "pr", "spei", "tc", "sv", "bg"]
+    groups = control_groups(names)
+    assert groups[0] == (["tas", "pr", "spei", "tc", "sv"], ["tas", "pr", "spei"])
+    assert [g[1] for g in groups[1:]] == [["tc"], ["sv"], ["bg"]]
+    assert control_groups(names, "all") == [(names, names)]
+    assert control_groups(["tas", "tc", "sv"]) == [(["tas", "tc", "sv"], ["tas", "tc", "sv"])]
+    rng = np.random.default_rng(3)
+    n = 15
+    df = pd.DataFrame({"tas": rng.normal(size=n), "pr": rng.normal(size=n), "spei": rng.normal(size=n),
+                       "tc": 40 + rng.normal(size=n) * 3, "sv": 30 + rng.normal(size=n) * 3})
+    df["bg"] = 100 - df.tc - df.sv
+    df["rs"] = 2 * df.tas + 0.3 * df.tc + rng.normal(size=n)
+    df["time"] = np.arange(n)
+    full = stats.partial_corr(df.rs.to_numpy(), df[names].to_numpy().T, detrend=True)
+    assert not np.isfinite(full.r[3:]).any()          # the singular all-controls version
+    for call, report in groups:
+        res = stats.partial_corr(df.rs.to_numpy(), df[call].to_numpy().T, detrend=True)
+        for name in report:
+            k = call.index(name)
+            ref = pg.partial_corr(df, x=name, y="rs", covar=[c for c in call if c != name] + ["time"])
+            assert np.isfinite(res.r[k])
+            assert res.r[k] == pytest.approx(float(ref["r"].iloc[0]), abs=1e-8)

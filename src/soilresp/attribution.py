@@ -3,8 +3,8 @@
 Output contract, ``attribution/``:
 
 * ``series_partial_corr.parquet``: detrended partial correlation of the area-weighted mean
-  Rs series with each driver (controlling for the others), global and per region, with p and
-  df (Fig 3).
+  Rs series with each driver (controlling for the others; compositional covers: see
+  :func:`control_groups`), global and per region, with p, df and the controls (Fig 3).
 * ``pixel_partial_corr.zarr`` (lat, lon): ``r_<driver>``, ``p_<driver>`` per pixel (Fig 6);
   land-cover drivers only where that cover's mean exceeds ``cover_threshold``; plus
   ``p_trend_<driver>`` (MK p of each driver) and ``change_class`` (1 climate, 2 land cover,
@@ -18,6 +18,8 @@ Output contract, ``attribution/``:
 """
 
 from __future__ import annotations
+
+import json
 
 import dask
 import numpy as np
@@ -47,7 +49,28 @@ def regional_mean_series(da: xr.DataArray, valid: xr.DataArray, region: xr.DataA
     return xr.concat(out, dim=pd.Index(list(masks), name="region"))
 
 
-def series_partial_correlations(rs, cube, names, region, area) -> pd.DataFrame:
+def control_groups(names: list[str], cover_controls: str = "climate") -> list[tuple[list[str], list[str]]]:
+    """Partial-correlation calls as (drivers of the call, drivers whose r it reports).
+
+    Tree canopy, short vegetation and bare ground are fractions of one pixel that sum to
+    100 %, so with all three among the drivers each is a linear function of the other two
+    and "controlling for the others" leaves nothing of it: the partial correlation is
+    undefined (singular). With ``cover_controls="climate"`` (the default) the climate
+    drivers are reported from one call with the climate drivers and two of the covers (the
+    same span as all three plus the intercept, so their r is what controlling for all would
+    mean), and each cover from a call with the climate drivers and that cover alone.
+    Otherwise (``"all"``, or fewer than three covers) one call with every driver.
+    """
+    covers = [n for n in names if n in LAND_COVER]
+    if cover_controls == "all" or len(covers) < len(LAND_COVER):
+        return [(list(names), list(names))]
+    climate = [n for n in names if n not in LAND_COVER]
+    groups = [(climate + covers[:-1], climate)] if climate else []
+    return groups + [(climate + [c], [c]) for c in covers]
+
+
+def series_partial_correlations(rs, cube, names, region, area,
+                                cover_controls: str = "climate") -> pd.DataFrame:
     """Fig 3: detrended partial correlation (``stats.partial_corr``, time as a covariate) of the
     area-weighted mean Rs series with each driver's mean series, controlling for the other
     drivers, for the globe and each region; columns region, driver, r, p, df."""
@@ -55,14 +78,20 @@ def series_partial_correlations(rs, cube, names, region, area) -> pd.DataFrame:
     # one dask pass over Rs and every driver (only the (region, year) series are held)
     y, *X = dask.compute(regional_mean_series(rs, valid, region, area),
                          *(regional_mean_series(cube[n], valid, region, area) for n in names))
+    series = dict(zip(names, X))
     rows = []
     for reg in y["region"].values:
         yy = y.sel(region=reg).values
-        XX = np.stack([x.sel(region=reg).values for x in X])
-        res = stats.partial_corr(yy, XX, detrend=True)
-        for k, n in enumerate(names):
-            rows.append({"region": str(reg), "driver": n, "r": float(res.r[k]), "p": float(res.p[k]),
-                         "df": int(np.asarray(res.df).max())})
+        got = {}
+        for call, report in control_groups(names, cover_controls):
+            res = stats.partial_corr(yy, np.stack([series[n].sel(region=reg).values for n in call]),
+                                     detrend=True)
+            for n in report:
+                k = call.index(n)
+                got[n] = {"region": str(reg), "driver": n, "r": float(res.r[k]), "p": float(res.p[k]),
+                          "df": int(np.asarray(res.df).max()),
+                          "controls": ",".join(c for c in call if c != n)}
+        rows += [got[n] for n in names]
     return pd.DataFrame(rows)
 
 
@@ -82,21 +111,29 @@ def run(ctx) -> None:
     tr = io.open_zarr(ctx.path("trends", "trends.zarr"), ["p", "net_change", "significant"])
 
     ctx.progress("attribution", 0, 4)
-    spc = series_partial_correlations(rs, cube, names, region, area)
+    spc = series_partial_correlations(rs, cube, names, region, area, a.cover_controls)
     io.write_table(ctx.path("attribution", "series_partial_corr.parquet"), spc, ctx.prov("attribution"))
 
     ctx.progress("attribution", 1, 4)
     rs = rs.chunk({"year": -1})
-    pc = stats.xr_partial_corr(rs, {n: cube[n] for n in names}, dim="year")
+    pcs, dfs = {}, {}
+    for call, report in control_groups(names, a.cover_controls):
+        pc = stats.xr_partial_corr(rs, {n: cube[n] for n in call}, dim="year")
+        for n in report:
+            pcs[n], dfs[n] = pc, int(pc.attrs.get("df", -1))
+    pc = pcs[names[0]]
     out = xr.Dataset()
     for n in names:
-        r, p = pc[f"r_{n}"], pc[f"p_{n}"]
+        r, p = pcs[n][f"r_{n}"], pcs[n][f"p_{n}"]
         if n in LAND_COVER:
             keep = cube[n].mean("year") > _cover_threshold(cube[n], a.cover_threshold)
             r, p = r.where(keep), p.where(keep)
         out[f"r_{n}"], out[f"p_{n}"] = r.astype(np.float32), p.astype(np.float32)
+        out[f"r_{n}"].attrs = out[f"p_{n}"].attrs = {"df": dfs[n]}
     out.attrs.update({"df": int(pc.attrs.get("df", -1)), "critical_r": float(pc.attrs.get("critical_r", np.nan)),
-                      "cover_threshold": a.cover_threshold, "fdr": int(fdr)})
+                      "cover_threshold": a.cover_threshold, "fdr": int(fdr),
+                      "cover_controls": a.cover_controls,
+                      "df_per_driver": json.dumps(dfs)})
     ctx.progress("attribution", 2, 4)
     for n in names:
         dt = stats.xr_trend(cube[n], dim="year", alpha=alpha, min_years=ctx.cfg.trends.min_years)

@@ -325,6 +325,12 @@ class TrendsConfig(_Section):
 class AttributionConfig(_Section):
     drivers: list[str] = Field(default_factory=lambda: ["tas", "pr", "spei", "tc", "sv", "bg"])
     cover_threshold: float = Field(0.25, ge=0, le=1)
+    cover_controls: Literal["climate", "all"] = Field(
+        "climate", description="with tc, sv and bg all among the drivers (fractions that sum to "
+        "100 %, so any one is the others' complement): 'climate' = a cover's partial "
+        "correlation controls for the climate drivers only, a climate driver's for the other "
+        "climate drivers and two of the covers (the same span as all three); 'all' = every "
+        "driver controls for all others (only for cover data that are not compositional)")
 
 
 class Config(_Section):
@@ -513,4 +519,5 @@ fdr = false                      # Benjamini-Hochberg over maps
 [attribution]                    # method step 7
 drivers = ["tas", "pr", "spei", "tc", "sv", "bg"]
 cover_threshold = 0.25
+cover_controls = "climate"       # tc + sv + bg = 100 %: covers control for climate only
 """
