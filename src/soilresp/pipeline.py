@@ -154,7 +154,10 @@ def code_hash() -> str:
 
 def stage_key(cfg: Config, stage: Stage) -> str:
     """Hash of what decides a stage's result: config sections, run years and seed, input
-    fingerprints (size, mtime), the keys of the upstream stages, package version and code."""
+    fingerprints (size, mtime), the keys of the upstream stages, package version and code.
+
+    Inputs are named by their file name, not their folder, so a run folder and its inputs
+    copied elsewhere (mtimes kept) are still up to date."""
     parts = {
         "version": __version__,
         "code": code_hash(),
@@ -162,19 +165,10 @@ def stage_key(cfg: Config, stage: Stage) -> str:
         "config": cfg.section_hash(*stage.sections),
         "years": list(cfg.run.years),
         "seed": cfg.run.seed,
-        "inputs": {_key_name(cfg, p): _fingerprint(p) for p in input_files(cfg, stage.name)},
+        "inputs": [[Path(p).name, _fingerprint(p)] for p in input_files(cfg, stage.name)],
         "upstream": {u: _manifest_key(cfg, u) for u in stage.upstream + stage.optional},
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
-
-
-def _key_name(cfg: Config, p: Path) -> str:
-    """An input's name in the stage key: relative to the config's folder when inside it, so
-    a run folder copied elsewhere with its inputs (mtimes kept) is still up to date."""
-    try:
-        return Path(p).resolve().relative_to(Path(cfg.base_dir).resolve()).as_posix()
-    except ValueError:
-        return str(p)
 
 
 def _manifest_path(cfg: Config, stage: str) -> Path:
