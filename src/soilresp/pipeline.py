@@ -337,9 +337,10 @@ def check_writable(folder: Path) -> None:
 def compute_context(scheduler: str = "threads", workers: int = 2):
     """Where dask work runs: local threads, a new LocalCluster, or an existing cluster.
 
-    Rechunks use dask's task-based method on every scheduler: with a distributed client dask
-    would otherwise switch to its peer-to-peer rechunk, whose different graph changes the
-    order of floating-point sums, so a cluster run would not be bit-identical to a local one.
+    Rechunks use dask's task-based method on every scheduler, so a cluster builds the same
+    graph as local threads (with a distributed client dask would otherwise pick its
+    peer-to-peer rechunk). Bit-identical results across schedulers are tested in
+    ``tests/test_repeatability.py``.
     """
     import dask
 
