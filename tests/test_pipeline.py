@@ -97,3 +97,23 @@ def test_report_stage_runs_without_the_optional_stages(small_demo, tmp_path):
     assert done["report"] == "ran"
     html = (run / "report" / "report.html").read_text()
     assert "trends/series_trends.parquet" in html and "attribution" in html
+
+
+def test_site_search_cells_reaches_the_sites_stage(small_demo, tmp_path):
+    """[biomes] site_search_cells is passed to the biome lookup of the sites stage and reruns it."""
+    import shutil
+
+    out, _ = small_demo
+    run = tmp_path / "run"
+    shutil.copytree(out / "run", run)
+    base = (out / "soilresp.toml").read_text().replace('output_dir = "run"', f'output_dir = "{run}"')
+    text = base.replace('[biomes]\n', '[biomes]\nsite_search_cells = 2\n')
+    assert text != base
+    cfg_path = out / "search.toml"
+    cfg_path.write_text(text)
+    before = len(io.read_table(run / "sites" / "training.parquet"))
+    n_unassigned = int((io.read_table(run / "sites" / "training.parquet")["biome"] == 0).sum())
+    done = run_all(Context(load_config(cfg_path)), ["biomes", "sites"])
+    assert done == {"biomes": "ran", "sites": "ran"}   # a [biomes] key: the cheap map reruns too
+    tab = io.read_table(run / "sites" / "training.parquet")
+    assert len(tab) == before and int((tab["biome"] == 0).sum()) <= n_unassigned

@@ -228,6 +228,10 @@ class BiomesConfig(_Section):
         "missing year is taken from the nearest later year, e.g. 2000 from 2001)")
     mapping: Path | None = Field(
         None, description="CSV overriding the packaged climate zone x IGBP -> biome table")
+    site_search_cells: int = Field(
+        0, ge=0, le=10, description="a site on an excluded (0) cell takes the most common biome "
+        "within this many cells (e.g. a coastal site on a water cell); 0 = off, the site is "
+        "not used for fitting")
 
     @model_validator(mode="after")
     def _one_source(self) -> "BiomesConfig":
@@ -480,6 +484,7 @@ variable = "biome"
 # climate_zones = "data/ipcc_climate_zones.nc"
 # land_cover = "data/MCD12Q1_LC_Type1_*.tif"   # year in each file name
 # land_cover_year = 2001
+site_search_cells = 0            # a site on an excluded cell takes the nearby majority biome
 
 [models]                         # method step 4 (docs/models.md)
 families = ["nls", "rf", "svr", "ann"]   # also "qrf": quantile forest with per-pixel intervals

@@ -406,7 +406,8 @@ def _sites(ctx: Context) -> None:
 
     obs = io.read_table(ctx.path("field", "observations.parquet"))
     bio = io.open_zarr(ctx.path("biomes", "biomes.zarr"), ["biome"])
-    obs = field.assign_biomes(obs, bio["biome"].load())
+    # pointwise reads: only the chunks holding sites (the map is never loaded whole)
+    obs = field.assign_biomes(obs, bio["biome"], max_cells=ctx.cfg.biomes.site_search_cells)
     _check_biomes_observed(ctx, obs, bio["biome"])
     cube = io.open_zarr(ctx.path("drivers", "drivers.zarr"))
     tab = extract_at_sites(cube, obs, ctx.grid, ctx.cfg.drivers.max_site_distance_km)
@@ -470,7 +471,7 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
           "gridded driver files -> annual/MAM/JJA driver cube on the target grid"),
     Stage("biomes", ("grid", "biomes", "product.region_temperature", "product.region_bounds"), ("drivers",), ("biomes.zarr",), _biomes,
           "biome map and climate regions on the target grid"),
-    Stage("sites", ("drivers",), ("field", "drivers", "biomes"), ("training.parquet",), _sites,
+    Stage("sites", ("drivers", "biomes.site_search_cells"), ("field", "drivers", "biomes"), ("training.parquet",), _sites,
           "drivers and biome at each observation's site and year"),
     Stage("models", ("models",), ("sites",), ("selected.parquet", "skill.parquet",
                                               "selection_steps.parquet"), _models,
