@@ -417,9 +417,12 @@ def _sites(ctx: Context) -> None:
 def _check_biomes_observed(ctx: Context, obs: pd.DataFrame, biome: xr.DataArray) -> None:
     """Every biome on the map needs field observations: with none, its Rs would come from
     other biomes' data alone (the paper fits one model per biome)."""
-    codes, cells = np.unique(biome.values[biome.values > 0], return_counts=True)
+    import dask
+
+    # one chunked pass over the map: cells per biome code (the map is never held whole)
+    counts = dask.compute(*[(biome == code).sum() for code in BIOMES])
     seen = set(pd.to_numeric(obs["biome"], errors="coerce").dropna().astype(int))
-    for code, n in zip(codes, cells):
+    for code, n in ((c, int(k)) for c, k in zip(BIOMES, counts) if int(k) > 0):
         if int(code) not in seen:
             b = ctx.cfg.biomes
             where = ctx.cfg.resolve(b.path) if b.path is not None else ctx.path("biomes", "biomes.zarr")

@@ -417,21 +417,27 @@ def _biome_empty_biome(case, base):
 
 def _untrusted_skops(case, base):
     """A skops file holding os.system (an untrusted type), checksum recorded correctly."""
-    import hashlib
-    import json
     import os
 
     import skops.io as sio
     from sklearn.preprocessing import FunctionTransformer
 
-    blob = sio.dumps(FunctionTransformer(func=os.system))
-    m = case / "run" / "models"
-    (m / "biome_01.skops").write_bytes(blob)
-    doc = json.loads((m / "biome_01.json").read_text())
-    doc.update({"family": "rf", "estimator_file": "biome_01.skops",
-                "estimator_sha256": hashlib.sha256(blob).hexdigest()})
-    (m / "biome_01.json").write_text(json.dumps(doc))
+    _plant_estimator(case, 1, "rf", sio.dumps(FunctionTransformer(func=os.system)))
     return {}
+
+
+def _plant_estimator(case, biome: int, family: str, blob: bytes) -> None:
+    """Make biome's model an sklearn-family file pair whose estimator file is ``blob``
+    (with a matching checksum, so only the content check can refuse it)."""
+    import hashlib
+    import json
+
+    m = case / "run" / "models"
+    (m / f"biome_{biome:02d}.skops").write_bytes(blob)
+    doc = json.loads((m / f"biome_{biome:02d}.json").read_text())
+    doc.update({"family": family, "estimator_file": f"biome_{biome:02d}.skops",
+                "estimator_sha256": hashlib.sha256(blob).hexdigest()})
+    (m / f"biome_{biome:02d}.json").write_text(json.dumps(doc))
 
 
 class _Evil:
@@ -443,16 +449,7 @@ MARKER_NAME = Path("/tmp/soilresp-bad-input-pickle-ran")
 
 
 def _pickle_as_skops(case, base):
-    import hashlib
-    import json
-
-    blob = pickle.dumps(_Evil())
-    m = case / "run" / "models"
-    (m / "biome_02.skops").write_bytes(blob)
-    doc = json.loads((m / "biome_02.json").read_text())
-    doc.update({"family": "svr", "estimator_file": "biome_02.skops",
-                "estimator_sha256": hashlib.sha256(blob).hexdigest()})
-    (m / "biome_02.json").write_text(json.dumps(doc))
+    _plant_estimator(case, 2, "svr", pickle.dumps(_Evil()))
     return {}
 
 
@@ -486,24 +483,22 @@ def _model_family(case, base):
     return {}
 
 
-def _model_params(case, base):
-    import json
+def _edit_params(edit):
+    """Case: biome 7's JSON model with ``params`` replaced by ``edit(params)``."""
+    def make(case, base):
+        import json
 
-    p = case / "run" / "models" / "biome_07.json"
-    doc = json.loads(p.read_text())
-    doc["params"] = [2.0]
-    p.write_text(json.dumps(doc))
-    return {}
+        p = case / "run" / "models" / "biome_07.json"
+        doc = json.loads(p.read_text())
+        doc["params"] = edit(doc["params"])
+        p.write_text(json.dumps(doc))
+        return {}
+
+    return make
 
 
-def _model_params_text(case, base):
-    import json
-
-    p = case / "run" / "models" / "biome_07.json"
-    doc = json.loads(p.read_text())
-    doc["params"] = ["two"] * len(doc["params"])
-    p.write_text(json.dumps(doc))
-    return {}
+_model_params = _edit_params(lambda old: [2.0])
+_model_params_text = _edit_params(lambda old: ["two"] * len(old))
 
 
 def _cfg(edits):
