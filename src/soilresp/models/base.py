@@ -15,14 +15,18 @@ Files, below ``<run>/models/`` (see ``docs/architecture.md``):
   ``versions``, ``fallback`` and the selection's skill. For ``nls`` it also holds ``form``,
   ``params``, ``stderr`` and ``cov`` (the whole model is JSON).
 * ``biome_XX.skops`` -- for scikit-learn families, the estimator in skops format, with its
-  SHA-256 in the JSON (``estimator_sha256``). Loading never unpickles: skops only builds types
-  on an allow-list (scikit-learn, quantile-forest, numpy), anything else is refused with an
-  error naming the file and the type.
+  SHA-256 in the JSON (``estimator_sha256``). Loading never unpickles, and builds only the
+  exact, fully qualified classes soilresp itself writes (:data:`TRUSTED_NODES`): every node of
+  the file's schema is checked before skops constructs anything; a function, method, reduce
+  call, object array or any other class is refused with an error naming the file and the type
+  (trust model: ``docs/reliability.md``). The checksum only detects accidents: whoever can
+  write the ``.skops`` file can write the JSON too.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,8 +37,32 @@ from soilresp.errors import input_error
 from soilresp.models.nonlinear import FORMS, N_INPUTS, NonlinearRs
 
 FAMILIES = ("nls", "rf", "svr", "ann", "qrf")
-# module prefixes whose types a model file may contain
-_TRUSTED_PREFIXES = ("sklearn.", "quantile_forest.", "numpy.", "builtins.", "scipy.", "collections.")
+# Every (skops loader, fully qualified type) that the rf/svr/ann/qrf estimators of models/ml.py
+# serialise to (found with skops.io.get_untrusted_types and the schema of files soilresp wrote;
+# tests/test_models_trust.py re-derives it). Exact names only: no prefix, no function.
+_JSON_SCALARS = ("builtins.str", "builtins.int", "builtins.float", "builtins.bool", "builtins.NoneType")
+TRUSTED_NODES: frozenset[tuple[str, str]] = frozenset(
+    [("ObjectNode", t) for t in (
+        "sklearn.ensemble._forest.RandomForestRegressor",
+        "sklearn.tree._classes.DecisionTreeRegressor",
+        "sklearn.compose._target.TransformedTargetRegressor",
+        "sklearn.pipeline.Pipeline",
+        "sklearn.preprocessing._data.StandardScaler",
+        "sklearn.svm._classes.SVR",
+        "sklearn.neural_network._multilayer_perceptron.MLPRegressor",
+        "quantile_forest._quantile_forest.RandomForestQuantileRegressor",
+    )]
+    + [("TreeNode", "sklearn.tree._tree.Tree"),
+       ("QuantileForestNode", "quantile_forest._quantile_forest_fast.QuantileForest"),
+       ("RandomStateNode", "numpy.random.mtrand.RandomState"),
+       ("DictNode", "builtins.dict"), ("ListNode", "builtins.list"), ("TupleNode", "builtins.tuple"),
+       ("TypeNode", "builtins.str")]
+    + [("JsonNode", t) for t in _JSON_SCALARS]
+    # plain (non-object) arrays and numpy scalars, read by numpy.load(allow_pickle=False)
+    + [("NdArrayNode", f"numpy.{t}") for t in (
+        "ndarray", "float64", "float32", "int64", "int32", "intp", "uint8", "bool_", "int8", "uint32",
+        "uint64")]
+)
 
 
 @dataclass
@@ -172,17 +200,59 @@ def load_biome_model(json_path: Path) -> BiomeModel:
     return BiomeModel(biome, fam, preds, est, meta)
 
 
+def _schema_types(path: Path, blob: bytes) -> list[tuple[str, str]]:
+    """Every (loader, module.class) named anywhere in a skops file's schema, before any load."""
+    import json
+    import zipfile
+    from io import BytesIO
+
+    try:
+        with zipfile.ZipFile(BytesIO(blob)) as z:
+            names = z.namelist()
+            odd = [n for n in names if n != "schema.json" and not re.fullmatch(r"[0-9]+\.npy", n)]
+            if "schema.json" not in names or odd:
+                raise input_error(path, "not a soilresp skops model file (unexpected archive members)",
+                                  value=", ".join(odd[:3]) or "no schema.json")
+            schema = json.loads(z.read("schema.json"))
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+        raise input_error(path, f"not a readable skops model file ({type(e).__name__}: {e})") from None
+    found: list[tuple[str, str]] = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if any(k in node for k in ("__loader__", "__class__", "__module__")):
+                found.append((str(node.get("__loader__")),
+                              f"{node.get('__module__')}.{node.get('__class__')}"))
+                if node.get("__loader__") == "NdArrayNode" and node.get("type") != "numpy":
+                    found.append(("NdArrayNode", f"object array ({node.get('type')!r})"))
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(schema)
+    return found
+
+
 def _skops_load(path: Path, blob: bytes):
+    """Rebuild an estimator only if every node of the file is in :data:`TRUSTED_NODES`."""
     import skops.io as sio
 
+    types = _schema_types(path, blob)
+    bad = sorted({f"{t} ({loader})" for loader, t in types if (loader, t) not in TRUSTED_NODES})
+    if bad:
+        raise input_error(path, "model file contains types outside soilresp's exact allow-list; refusing to load",
+                          value=", ".join(bad[:5]))
     try:
         untrusted = sio.get_untrusted_types(data=blob)
     except Exception as e:  # corrupt archive
         raise input_error(path, f"not a readable skops model file ({type(e).__name__}: {e})") from None
-    bad = [t for t in untrusted if not t.startswith(_TRUSTED_PREFIXES)]
-    if bad:
-        raise input_error(path, "model file contains types outside the allow-list; refusing to load",
-                          value=", ".join(bad))
+    allowed = {t for _, t in TRUSTED_NODES}
+    extra = [t for t in untrusted if t not in allowed]
+    if extra:  # skops saw a type the schema walk did not: refuse rather than guess
+        raise input_error(path, "model file contains types outside soilresp's exact allow-list; refusing to load",
+                          value=", ".join(extra[:5]))
     try:
         return sio.loads(blob, trusted=list(untrusted))
     except Exception as e:
