@@ -64,3 +64,27 @@ def test_bad_json_fields_named(tmp_path):
     (tmp_path / "biome_01.json").write_text(json.dumps({"biome": 1, "family": "pickle", "predictors": ["tas"]}))
     with pytest.raises(InputError, match="family.*pickle"):
         load_biome_model(tmp_path / "biome_01.json")
+
+
+@pytest.mark.parametrize("params, name", [([1e300, 0.05], "a"), ([300.0, 1e300], "b"), ([-5.0, 0.05], "a"),
+                                          ([300.0, 0.05, 7.0], None)])
+def test_implausible_nls_parameters_refused(tmp_path, params, name):
+    """Issue 17: parameters of 1e300 gave an exit 0 and absurd totals."""
+    form = "eq1" if len(params) == 2 else "eq2"
+    (tmp_path / "biome_01.json").write_text(json.dumps({"biome": 1, "family": "nls", "predictors": ["tas"],
+                                                        "form": form, "params": params}))
+    with pytest.raises(InputError, match="biome_01.json.*'params'.*outside the plausible range") as e:
+        load_biome_model(tmp_path / "biome_01.json")
+    if name:
+        assert f"parameter {name} =" in str(e.value)
+
+
+def test_loaded_model_predicting_absurd_rs_is_an_error(tmp_path):
+    X, y = _xy()
+    rf = RandomForestRegressor(n_estimators=3, random_state=0).fit(X, y * 1e4)  # Rs of ~3e6
+    save_biome_model(tmp_path, BiomeModel(4, "rf", ["tas"], rf))
+    m = load_biome_model(tmp_path / "biome_04.json")
+    with pytest.raises(InputError, match="biome_04.skops.*biome 4 model predicts Rs"):
+        m.predict(X)
+    fresh = BiomeModel(4, "rf", ["tas"], rf)  # in-memory refits are not file inputs
+    assert np.isfinite(fresh.predict(X)).all()

@@ -37,6 +37,12 @@ from soilresp.errors import input_error
 from soilresp.models.nonlinear import FORMS, N_INPUTS, NonlinearRs
 
 FAMILIES = ("nls", "rf", "svr", "ann", "qrf")
+# Plausibility of loaded models: |Rs| above this is no soil (the largest annual Rs in SRDB is
+# ~ 4,500 g C m-2 yr-1); nonlinear parameters outside the fit's bounds (models/nonlinear.py
+# _BOUNDS for a, b, c; a generous cap for the M and P terms in original units) are refused.
+RS_LIMIT = 1e5
+_PARAM_LIMITS = {"a": (0.0, 1e6), "b": (-1.0, 1.0), "c": (-0.05, 0.05), "d": (-1e8, 1e8), "e": (-1e8, 1e8),
+                 "f": (-1e8, 1e8)}
 # Every (skops loader, fully qualified type) that the rf/svr/ann/qrf estimators of models/ml.py
 # serialise to (found with skops.io.get_untrusted_types and the schema of files soilresp wrote;
 # tests/test_models_trust.py re-derives it). Exact names only: no prefix, no function.
@@ -72,6 +78,7 @@ class BiomeModel:
     predictors: list[str]
     estimator: object
     meta: dict = field(default_factory=dict)
+    source: Path | None = field(default=None, compare=False, repr=False)  # file it was loaded from
 
     def __post_init__(self):
         if self.family not in FAMILIES:
@@ -91,11 +98,24 @@ class BiomeModel:
         """Rs (g C m-2 yr-1) per row; NaN where any input is missing."""
         X, ok = self._rows(X)
         if ok.all():  # no missing input: no masking copy
-            return np.asarray(self.estimator.predict(X), dtype=np.float64)
+            return self._checked(np.asarray(self.estimator.predict(X), dtype=np.float64), X)
         out = np.full(X.shape[0], np.nan)
         if ok.any():
-            out[ok] = self.estimator.predict(X[ok])
+            out[ok] = self._checked(np.asarray(self.estimator.predict(X[ok]), dtype=np.float64), X[ok])
         return out
+
+    def _checked(self, y: np.ndarray, X: np.ndarray) -> np.ndarray:
+        """A model read from a file must give finite Rs of soil magnitude (|Rs| <= RS_LIMIT)
+        for finite inputs; anything else means a corrupt or hand-edited model file."""
+        if self.source is None or y.size == 0:
+            return y
+        bad = ~np.isfinite(y) | (np.abs(y) > RS_LIMIT)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise input_error(self.source, f"biome {self.biome} model predicts Rs {y[i]!r} g C m-2 yr-1 for inputs "
+                              f"{X[i].tolist()} (limit +-{RS_LIMIT:g}); the model file is corrupt or was edited",
+                              column="params" if self.family == "nls" else "estimator_file")
+        return y
 
     @property
     def supports_intervals(self) -> bool:
@@ -135,6 +155,11 @@ def nls_from_dict(doc: dict, path: Path | str = "<model>") -> NonlinearRs:
     if params.size != len(FORMS[form]) or not np.all(np.isfinite(params)):
         raise input_error(path, f"{form} needs {len(FORMS[form])} finite parameters", column="params",
                           value=doc.get("params"))
+    for name, v in zip(FORMS[form], params):
+        lo, hi = _PARAM_LIMITS[name]
+        if not lo <= v <= hi or (name == "a" and v <= 0):
+            raise input_error(path, f"{form} parameter {name} = {v!r} is outside the plausible range "
+                              f"[{lo:g}, {hi:g}] (corrupt or edited model?)", column="params", value=float(v))
     m = NonlinearRs(form)
     m.params_ = params
     cov = doc.get("cov")
@@ -187,7 +212,7 @@ def load_biome_model(json_path: Path) -> BiomeModel:
         if len(preds) != N_INPUTS[est.form]:
             raise input_error(json_path, f"{est.form} reads {N_INPUTS[est.form]} predictor(s)", column="predictors",
                               value=preds)
-        return BiomeModel(biome, fam, preds, est, meta)
+        return BiomeModel(biome, fam, preds, est, meta, source=json_path)
     spath = json_path.parent / str(doc.get("estimator_file", ""))
     if not spath.is_file():
         raise input_error(json_path, f"estimator file {spath.name!r} is missing", column="estimator_file",
@@ -197,7 +222,7 @@ def load_biome_model(json_path: Path) -> BiomeModel:
         raise input_error(spath, "checksum differs from the one recorded in the model's JSON (file changed?)",
                           column="estimator_sha256")
     est = _skops_load(spath, blob)
-    return BiomeModel(biome, fam, preds, est, meta)
+    return BiomeModel(biome, fam, preds, est, meta, source=spath)
 
 
 def _schema_types(path: Path, blob: bytes) -> list[tuple[str, str]]:
