@@ -56,7 +56,8 @@ def leftovers(run: Path) -> list[str]:
     """Temporary or partial files/stores a killed writer could leave behind."""
     return [str(p.relative_to(run)) for p in run.rglob("*")
             if p.name.startswith(".") and p.name != ".soilresp"
-            and (".tmp" in p.name or ".partial" in p.name or ".old-" in p.name)]
+            and (".tmp" in p.name or ".partial" in p.name or ".old-" in p.name
+                 or p.name.startswith((".soilresp-tmp-", ".soilresp-old-", ".soilresp-partial-")))]
 
 
 _RUN_SPECIFIC = {"provenance", "created", "file_sha256", "seconds", "output_dir", "scheduler"}

@@ -40,7 +40,7 @@ def test_failed_zarr_write_leaves_nothing(tmp_path):
     with pytest.raises(RuntimeError):
         io.write_zarr(tmp_path / "g.zarr", ds)
     # no output; at most the in-progress folder a rerun resumes from, never taken as complete
-    assert [p.name for p in tmp_path.iterdir()] in ([], [".g.zarr.partial"])
+    assert [p.name for p in tmp_path.iterdir()] in ([], [".soilresp-partial-g.zarr"])
     assert not io.is_complete(tmp_path / "g.zarr")
     assert not io.is_complete(io.partial_dir(tmp_path / "g.zarr") / "store.zarr")
 

@@ -92,9 +92,31 @@ def _umask() -> int:
     return mask
 
 
+# Every temporary path soilresp creates starts with one of these prefixes, and cleanup removes
+# only such paths (issue 17: a user's own ``.x.tmp`` / ``.x.old-1`` / ``.x.partial`` survive).
+TMP_PREFIX = ".soilresp-tmp-"        # a file or store being written, renamed into place at the end
+OLD_PREFIX = ".soilresp-old-"        # the previous store while a directory is swapped
+PARTIAL_PREFIX = ".soilresp-partial-"  # a resumable Zarr write (kept across a crash)
+
+
+def temp_kind(name: str) -> str | None:
+    """'tmp', 'old' or 'partial' for a name soilresp's writers create, else None."""
+    for kind, pre in (("tmp", TMP_PREFIX), ("old", OLD_PREFIX), ("partial", PARTIAL_PREFIX)):
+        if name.startswith(pre) and len(name) > len(pre):
+            return kind
+    return None
+
+
+def temp_dir(path: str | Path) -> Path:
+    """A new private temporary folder beside ``path`` (soilresp's prefix; removed by cleanup)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{path.name}.", dir=path.parent))
+
+
 def _tmp_sibling(path: Path, suffix: str = "") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{path.name}.", suffix=suffix, dir=path.parent)
     # mkstemp makes the file private (0600); outputs get the usual permissions (0666 - umask)
     os.fchmod(fd, 0o666 & ~_umask())
     os.close(fd)
@@ -116,7 +138,7 @@ def _replace(tmp: Path, path: Path) -> None:
     if tmp.is_dir():
         old = None
         if path.exists():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            old = path.with_name(f"{OLD_PREFIX}{path.name}-{os.getpid()}")
             if old.exists():
                 shutil.rmtree(old)
             os.replace(path, old)
@@ -224,9 +246,9 @@ def write_zarr(
 ) -> Path:
     """Write a Dataset to Zarr atomically and resumably.
 
-    The store is built in ``.<name>.partial/store.zarr`` beside ``path``: first the metadata
-    and the in-memory (numpy) variables, then every dask block of every variable as its own
-    task, each followed by a marker file in ``.<name>.partial/done/``. A rerun with the same
+    The store is built in ``.soilresp-partial-<name>/store.zarr`` beside ``path``: first the
+    metadata and the in-memory (numpy) variables, then every dask block of every variable as
+    its own task, each followed by a marker file in ``.soilresp-partial-<name>/done/``. A rerun with the same
     *resume key* (the stage key in ``prov`` plus the dataset's schema) keeps the finished
     blocks and computes only the missing ones. At the end the completion attribute is set
     and the store is renamed to ``path``. Blocks are computed lazily by the active dask
@@ -256,7 +278,7 @@ def write_zarr(
         mark_complete(store)
         _replace(store, path)
         shutil.rmtree(work, ignore_errors=True)
-        for old in path.parent.glob(f".{path.name}.old-*"):
+        for old in path.parent.glob(f"{OLD_PREFIX}{path.name}-*"):
             shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         # finished blocks are kept for a rerun with the same key; a key-less folder is junk
@@ -269,7 +291,7 @@ def write_zarr(
 def partial_dir(path: str | Path) -> Path:
     """Where :func:`write_zarr` builds ``path`` (kept after a crash so a rerun resumes)."""
     path = Path(path)
-    return path.with_name(f".{path.name}.partial")
+    return path.with_name(f"{PARTIAL_PREFIX}{path.name}")
 
 
 def _resume_key(ds: xr.Dataset, prov: dict[str, Any] | None) -> str:

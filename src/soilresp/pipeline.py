@@ -218,9 +218,10 @@ def _check_upstream(ctx: Context, stage: Stage) -> None:
 
 
 def _clean_temporaries(folder: Path, keep_partial: bool) -> None:
-    """Remove temp files/stores left by a killed writer (``.NAME.*.tmp*``, ``.NAME.old-*``).
+    """Remove temp files/stores a killed writer left: only names soilresp's writers create
+    (``io.temp_kind``: ``.soilresp-tmp-*``, ``.soilresp-old-*``), never a user's file.
 
-    ``.NAME.partial`` folders are kept while a stage runs (a resumable Zarr write picks
+    ``.soilresp-partial-*`` folders are kept while a stage runs (a resumable Zarr write picks
     them up) and removed once it has finished.
     """
     import shutil
@@ -228,11 +229,8 @@ def _clean_temporaries(folder: Path, keep_partial: bool) -> None:
     if not folder.is_dir():
         return
     for p in folder.iterdir():
-        n = p.name
-        if not n.startswith("."):
-            continue
-        stale = ".tmp" in n or ".old-" in n or (not keep_partial and n.endswith(".partial"))
-        if stale:
+        kind = io.temp_kind(p.name)
+        if kind in ("tmp", "old") or (kind == "partial" and not keep_partial):
             shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
 
 
@@ -324,7 +322,7 @@ def check_writable(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / ".soilresp").mkdir(exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=".write-test.", suffix=".tmp", dir=folder / ".soilresp")
+        fd, name = tempfile.mkstemp(prefix=f"{io.TMP_PREFIX}write-test.", dir=folder / ".soilresp")
         os.close(fd)
         os.unlink(name)
     except OSError as e:

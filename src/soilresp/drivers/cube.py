@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -92,7 +91,7 @@ def write_cube(path: Path, sources: list[DriverSource], grid: Grid, years: tuple
     progress = progress or (lambda *_: None)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    tmp = io.temp_dir(path)
     nyears = years[1] - years[0] + 1
     try:
         names: list[str] = []

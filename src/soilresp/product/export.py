@@ -60,9 +60,12 @@ def to_netcdf(src: Path, dest: Path) -> Path:
         enc[v] = e
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.tmp")
-    ds.to_netcdf(tmp, encoding=enc, engine="netcdf4")
-    io._replace(tmp, dest)
+    tmp = io._tmp_sibling(dest)   # soilresp's own temp name: a user's ".x.tmp" is never touched
+    try:
+        ds.to_netcdf(tmp, encoding=enc, engine="netcdf4")
+        io._replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
     return dest
 
 
@@ -78,15 +81,17 @@ def _layer_to_cog(da: xr.DataArray, dest: Path) -> Path:
     nodata = np.nan if np.issubdtype(da.dtype, np.floating) else None
     if nodata is not None:
         da = da.rio.write_nodata(nodata, encoded=False)
-    tmp = dest.with_name(f".{dest.name}.gtiff.tmp")
-    da.rio.to_raster(tmp, driver="GTiff", tiled=True, compress="DEFLATE", lock=threading.Lock(),
-                     windowed=True)
-    from rasterio.shutil import copy as rio_copy
+    tmp, out_tmp = io._tmp_sibling(dest, ".gtiff"), io._tmp_sibling(dest)
+    try:
+        da.rio.to_raster(tmp, driver="GTiff", tiled=True, compress="DEFLATE", lock=threading.Lock(),
+                         windowed=True)
+        from rasterio.shutil import copy as rio_copy
 
-    out_tmp = dest.with_name(f".{dest.name}.tmp")
-    rio_copy(str(tmp), str(out_tmp), driver="COG", compress="DEFLATE")
-    tmp.unlink(missing_ok=True)
-    io._replace(out_tmp, dest)
+        rio_copy(str(tmp), str(out_tmp), driver="COG", compress="DEFLATE")
+        io._replace(out_tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+        out_tmp.unlink(missing_ok=True)
     return dest
 
 
