@@ -17,7 +17,12 @@ def test_config_example_prints_valid_toml(tmp_path):
     assert res.exit_code == 0 and "[run]" in res.output
     p = tmp_path / "c.toml"
     p.write_text(res.output)
-    assert runner.invoke(app, ["config", "--check", str(p)]).exit_code == 0
+    from soilresp.config import load_config
+
+    load_config(p)   # schema-valid; --check also wants the example's input files (issue 17)
+    chk = runner.invoke(app, ["config", "--check", str(p)])
+    assert chk.exit_code == 2 and "'field.path'" in chk.output and "not found" in chk.output, chk.output
+    assert "Traceback" not in chk.output
 
 
 def test_bad_config_is_one_line_error_not_traceback(tmp_path):

@@ -320,7 +320,10 @@ def config_cmd(
         return
     if check:
         with _errors():
+            from soilresp.validate import validate_run
+
             cfg = load_config(check)
+            validate_run(cfg, None, source=str(check))   # the same checks `run` makes, for every stage
         console.print_json(json.dumps(dump_config(cfg)))
         console.print(f"[green]{check} is valid")
         return

@@ -192,6 +192,12 @@ class DriverSource(_Section):
     qa: Literal["default", "strict", "none"] = Field(
         "default", description="MODIS QA masking: 'default' keeps good and other-quality "
         "retrievals, 'strict' good only, 'none' no QA mask (fill and valid range still apply)")
+    max_missing_fraction: float = Field(
+        0.0, ge=0, lt=1, description="fraction of a year's time steps that may be absent from the "
+        "file (0: a year with a missing month is an error); allowed gaps are recorded in the "
+        "driver cube's attribute soilresp_missing_steps")
+    allow_vrt: bool = Field(False, description="read GDAL VRT files (they can read other files and URLs)")
+    allow_network: bool = Field(False, description="read network / GDAL virtual paths (http://, /vsicurl/...)")
 
 
 class DriversConfig(_Section):

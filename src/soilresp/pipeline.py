@@ -302,15 +302,19 @@ def run_all(ctx: Context, stages: list[str] | None = None, *, force: bool = Fals
     unknown = [s for s in todo if s not in STAGES]
     if unknown:
         raise StageError(f"unknown stage {unknown[0]!r}; stages are {list(STAGES)}")
-    check_writable(ctx.out)
-    _clean_temporaries(ctx.out, keep_partial=False)
-    done = {}
-    for s in todo:
-        if on_stage:
-            on_stage(s, "start")
-        done[s] = run_stage(ctx, s, force=force)
-        if on_stage:
-            on_stage(s, done[s])
+    from soilresp.lock import output_lock
+    from soilresp.validate import validate_run
+
+    validate_run(ctx.cfg, todo)          # every cross-section config error before any compute
+    with output_lock(ctx.out, "run " + " ".join(todo)):   # one writer per output folder
+        _clean_temporaries(ctx.out, keep_partial=False)
+        done = {}
+        for s in todo:
+            if on_stage:
+                on_stage(s, "start")
+            done[s] = run_stage(ctx, s, force=force)
+            if on_stage:
+                on_stage(s, done[s])
     return done
 
 

@@ -20,9 +20,13 @@ LON_NAMES = ("lon", "longitude", "x", "nav_lon")
 
 def expand(path: Path) -> list[Path]:
     """Files matching a path or glob, sorted; an error naming the pattern when none match."""
+    from soilresp.drivers.checks import check_regular_file
+
     hits = sorted(Path(p) for p in _glob.glob(str(path)))
     if not hits:
         raise input_error(path, "no such driver file")
+    for h in hits:   # a FIFO or device would block or stream forever
+        check_regular_file(h, allow_dir=h.suffix.lower() == ".zarr", what="driver file")
     return hits
 
 

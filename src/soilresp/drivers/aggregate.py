@@ -97,6 +97,7 @@ def aggregate(da: xr.DataArray, src: DriverSource, years: tuple[int, int], min_f
     y0, y1 = years
     yrs = np.arange(y0, y1 + 1)
     units = da.attrs.get("units", "1")
+    gaps: dict = {}
     long_name = da.attrs.get("long_name", src.variable)
     if src.frequency == "static" or "time" not in da.dims:
         rep = da.astype(np.float32).expand_dims(year=yrs).transpose("year", "lat", "lon")
@@ -104,6 +105,12 @@ def aggregate(da: xr.DataArray, src: DriverSource, years: tuple[int, int], min_f
             rep = rep.chunk({"year": 1})
         out = {src.variable: rep}
     else:
+        from soilresp.drivers import checks
+
+        t_all = pd.DatetimeIndex(da["time"].values)
+        checks.check_time_duplicates(t_all, path_for_errors, src.variable)
+        gaps = checks.check_time_gaps(t_all[(t_all.year >= y0) & (t_all.year <= y1)], yrs, src.frequency,
+                                      path_for_errors, src.variable, getattr(src, "max_missing_fraction", 0.0))
         out = _aggregate_series(da, src, yrs, min_frac, path_for_errors)
         if src.aggregation == "sum" and src.frequency != "annual":
             units = _SUM_UNITS.get(units, f"{units} (summed per period)")
@@ -111,6 +118,8 @@ def aggregate(da: xr.DataArray, src: DriverSource, years: tuple[int, int], min_f
         v = v.assign_coords(year=yrs)
         v["year"].attrs = {"long_name": "calendar year", "units": "1"}
         attrs = {"units": units, "long_name": long_name}
+        if gaps:   # allowed by max_missing_fraction: recorded with the data
+            attrs["soilresp_missing_steps"] = "; ".join(f"{y}: {m} of {n}" for y, (m, n) in sorted(gaps.items()))
         if src.variable in TEMPERATURE_VARS and units in _KELVIN:
             v = v - np.float32(273.15)
             attrs["units"] = "degC"

@@ -49,6 +49,11 @@ _SUFFIX_FORMAT = {".nc": "netcdf", ".nc4": "netcdf", ".cdf": "netcdf", ".h5": "n
 
 
 def source_paths(src: DriverSource, base_dir: Path) -> list[Path]:
+    from soilresp.drivers.checks import check_not_network, is_network_path
+
+    check_not_network(src.path, getattr(src, "allow_network", False))
+    if is_network_path(src.path):
+        return [Path(src.path)]
     p = Path(src.path).expanduser()
     return expand(p if p.is_absolute() else Path(base_dir) / p)
 
@@ -82,7 +87,7 @@ def open_source(src: DriverSource, base_dir: Path, chunk: int = 256,
         da = modis.open_modis(paths, name, grid, product=getattr(src, "product", None),
                               qa=getattr(src, "qa", "default"))
     elif fmt == "geotiff":
-        da = open_geotiff(paths, name, chunk, grid)
+        da = open_geotiff(paths, name, chunk, grid, allow_vrt=getattr(src, "allow_vrt", False))
     elif fmt == "csv":
         if len(paths) > 1:
             raise input_error(paths[0], "a CSV point table is one file; the glob matched "
@@ -97,6 +102,9 @@ def open_source(src: DriverSource, base_dir: Path, chunk: int = 256,
     da.name = src.variable
     da = _finish_time(da, src, paths[0], chunk)
     _check_has_values(da, paths[0], name)
+    from soilresp.drivers.checks import check_source_values
+
+    check_source_values(da, paths[0] if len(paths) == 1 else src.path, src.variable)
     return da
 
 
@@ -195,16 +203,19 @@ def _same_grid(paths: list[Path]) -> None:
 
 # ----------------------------------------------------------------------------- GeoTIFF
 def open_geotiff(paths: list[Path], name: str | None, chunk: int = 256,
-                 grid: Grid | None = None) -> xr.DataArray:
+                 grid: Grid | None = None, allow_vrt: bool = False) -> xr.DataArray:
     """GeoTIFF / COG band 1 (or the band named ``name`` in its description), masked and
     scaled. Several files: one time step each, dated from the file name."""
     import rioxarray  # noqa: F401  (registers .rio)
 
+    from soilresp.drivers.checks import ALLOWED_GDAL_DRIVERS, check_not_vrt
+
     arrays, times = [], []
     for p in paths:
-        try:
-            da = rioxarray.open_rasterio(p, chunks={"x": chunk, "y": chunk}, masked=True,
-                                         mask_and_scale=True)
+        check_not_vrt(p, allow_vrt)
+        try:  # an explicit GDAL driver allow-list: no VRT, no other format by content sniffing
+            da = rioxarray.open_rasterio(p, chunks={"x": chunk, "y": chunk}, masked=True, mask_and_scale=True,
+                                         driver=list(ALLOWED_GDAL_DRIVERS) + (["VRT"] if allow_vrt else []))
         except Exception as e:  # rasterio raises its own error types
             raise input_error(p, f"cannot read as GeoTIFF: {e}") from None
         da = _pick_band(da, name, p)
