@@ -200,3 +200,94 @@ def test_cli_fetch_url_and_offline_exit_code(server, tmp_path):
     r = CliRunner().invoke(app, ["fetch", "url", f"{url}/b.txt", "--dest", str(tmp_path / "x"),
                                  "--sha256", "1" * 64])
     assert r.exit_code == 2 and "checksum mismatch" in r.output
+
+
+# ------------------------------------------------------------------ issue 17: one downloader, its rules
+@pytest.mark.parametrize("bad, msg", [
+    ("ftp://example.org/a.nc", "only http"), ("file:///etc/passwd", "only http"),
+    ("http://example.org/data/../../etc/passwd", "'..'"), ("http://example.org/a/%2e%2e/b.nc", "'..'"),
+    ("example.org/a.nc", "only http"), ("http:///a.nc", "only http"),
+])
+def test_bad_urls_are_one_line_errors(bad, msg, tmp_path):
+    with pytest.raises(InputError, match=msg) as e:
+        fetch_url(bad, tmp_path, retries=0, timeout=1)
+    assert "\n" not in str(e.value) and bad in str(e.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unsafe_name_refused(tmp_path):
+    with pytest.raises(InputError, match="unsafe file name"):
+        fetch_url("http://example.org/a.nc", tmp_path, name="../escape.nc")
+
+
+def test_stale_partial_without_state_is_not_mixed_in(server, tmp_path):
+    """Issue 17: a stale .part (no checksum, e.g. from another file) was resumed and mixed in."""
+    url, h = server
+    (tmp_path / "a.bin.part").write_bytes(b"X" * 5000)   # foreign bytes, no state file
+    p = fetch_url(f"{url}/a.bin", tmp_path)
+    assert p.read_bytes() == DATA and h.log[-1] == ("a.bin", None)   # started over, no Range
+
+
+def test_partial_changed_after_interruption_starts_over(server, tmp_path):
+    url, h = server
+    h.cut_first["a.bin"] = 200_000
+    with pytest.raises(InputError, match="rerun to resume"):
+        fetch_url(f"{url}/a.bin", tmp_path, retries=0)
+    part = tmp_path / "a.bin.part"
+    assert (tmp_path / "a.bin.part.json").is_file()
+    data = bytearray(part.read_bytes())
+    data[10] ^= 0xFF                                   # same size, different bytes
+    part.write_bytes(bytes(data))
+    p = fetch_url(f"{url}/a.bin", tmp_path, retries=0)
+    assert p.read_bytes() == DATA and h.log[-1] == ("a.bin", None)
+    assert not (tmp_path / "a.bin.part.json").exists()
+
+
+def test_partial_of_another_url_starts_over(server, tmp_path):
+    url, h = server
+    h.files["c.bin"] = DATA[::-1]
+    h.cut_first["a.bin"] = 200_000
+    with pytest.raises(InputError):
+        fetch_url(f"{url}/a.bin", tmp_path, retries=0)
+    (tmp_path / "a.bin.part").rename(tmp_path / "c.bin.part")
+    (tmp_path / "a.bin.part.json").rename(tmp_path / "c.bin.part.json")
+    assert fetch_url(f"{url}/c.bin", tmp_path, retries=0).read_bytes() == DATA[::-1]
+
+
+def test_size_cap(server, tmp_path):
+    url, _ = server
+    with pytest.raises(InputError, match="size cap"):
+        fetch_url(f"{url}/a.bin", tmp_path, max_bytes=1000)
+    assert not (tmp_path / "a.bin").exists() and not (tmp_path / "a.bin.part").exists()
+
+
+def test_disk_full_is_one_line(server, tmp_path, monkeypatch):
+    import errno
+
+    url, _ = server
+    import builtins
+
+    real_open = builtins.open
+
+    def full(file, mode="r", *a, **k):
+        if str(file).endswith(".part") and "w" in mode or "a" in mode and str(file).endswith(".part"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_open(file, mode, *a, **k)
+
+    monkeypatch.setattr(builtins, "open", full)
+    with pytest.raises(InputError, match=r"cannot write the download.*No space left"):
+        fetch_url(f"{url}/a.bin", tmp_path)
+    f = tmp_path / "afile"
+    monkeypatch.undo()
+    f.write_text("x")
+    with pytest.raises(InputError, match=r"afile.*cannot write"):
+        fetch_url(f"{url}/a.bin", f / "sub")
+
+
+def test_srdb_fetch_uses_the_one_downloader():
+    import inspect
+
+    from soilresp.field import fetch as srdb_fetch
+
+    src = inspect.getsource(srdb_fetch)
+    assert "fetch_url" in src and "pooch" not in src and "requests" not in src

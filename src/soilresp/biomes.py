@@ -57,14 +57,18 @@ def read_biome_map(path: Path, variable: str, grid: Grid) -> xr.DataArray:
     """Read an integer biome map (NetCDF or Zarr) and put it on ``grid`` by nearest neighbour."""
     from soilresp.drivers import _standardise_coords, regrid_nearest
 
+    from soilresp.drivers.checks import check_fill_not_class, check_regular_file
+
     if not Path(path).exists():
         raise input_error(path, "biome map not found")
+    check_regular_file(path, allow_dir=str(path).endswith(".zarr"), what="biome map")
     try:
         ds = xr.open_zarr(path) if str(path).endswith(".zarr") else xr.open_dataset(path)
     except (OSError, ValueError) as e:
         raise input_error(path, f"cannot read biome map: {e}") from None
     if variable not in ds:
         raise input_error(path, f"variable not found; the file has {sorted(ds.data_vars)}", column=variable)
+    check_fill_not_class(ds[variable], path, variable, BIOMES)
     da = _standardise_coords(ds[variable], Path(path))
     vals = np.unique(da.values[np.isfinite(da.values)]) if da.size < 5e7 else None
     if vals is not None:
@@ -196,7 +200,11 @@ def biome_map_from_config(cfg: BiomesConfig, base_dir: Path, grid: Grid,
     zpath = cfg.climate_zones if Path(cfg.climate_zones).is_absolute() else base / cfg.climate_zones
     if not zpath.exists():
         raise input_error(zpath, "climate-zone map not found")
-    zones = _to_grid_categorical(_open_static(zpath, cfg.climate_zones_variable), grid)
+    from soilresp.drivers.checks import check_fill_not_class
+
+    zraw = _open_static(zpath, cfg.climate_zones_variable)
+    check_fill_not_class(zraw, zpath, cfg.climate_zones_variable, range(1, 13))
+    zones = _to_grid_categorical(zraw, grid)
     lpat = Path(cfg.land_cover).expanduser()
     files = expand(lpat if lpat.is_absolute() else base / lpat)
     by_year: dict[int | None, list[Path]] = {}
@@ -225,7 +233,9 @@ def biome_map_from_config(cfg: BiomesConfig, base_dir: Path, grid: Grid,
         raise input_error(lc_files[1], f"several land-cover files for year {used}; only MODIS "
                           "HDF tiles of one year are mosaicked")
     else:
-        lc = _to_grid_categorical(_open_static(lc_file, cfg.land_cover_variable), grid)
+        lraw = _open_static(lc_file, cfg.land_cover_variable)
+        check_fill_not_class(lraw, lc_file, cfg.land_cover_variable, range(1, 18))   # IGBP classes
+        lc = _to_grid_categorical(lraw, grid)
     lut = biome_lookup(cfg.mapping)
     biome = xr.apply_ufunc(classify_biomes, zones, lc, kwargs={"lut": lut}, dask="parallelized",
                            output_dtypes=[np.int8])

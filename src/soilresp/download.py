@@ -4,7 +4,17 @@
   HTTP ``Range`` request after an interruption (automatically up to ``retries`` times, or
   on the next call), SHA-256 **verified** when a checksum is known (a mismatch deletes the
   file and is an error), then renamed into place. A file already present with the expected
-  checksum is not downloaded again.
+  checksum is not downloaded again. The one place soilresp downloads (``fetch srdb`` uses it
+  too), so its rules hold everywhere (issue 17):
+
+  * only ``http``/``https`` URLs without ``..`` segments, and a plain file name;
+  * a partial file is resumed only if its sidecar ``<name>.part.json`` (written when a
+    download is interrupted) matches it: same URL, same size and same SHA-256 of the bytes
+    so far, same total size announced by the server; anything else (a stale or foreign
+    ``.part``, a killed download) starts over;
+  * a size cap (``max_bytes``, default :data:`MAX_BYTES`), checked on the announced size and
+    while streaming;
+  * a full disk or an unwritable folder is a one-line error naming the folder.
 * :data:`CATALOGUE` - named public files (URL, pinned SHA-256 where one is known, licence).
 * :func:`fetch_modis` - MODIS granules through NASA's ``earthaccess`` (the user's Earthdata
   login: ``EARTHDATA_USERNAME`` / ``EARTHDATA_PASSWORD`` or ``~/.netrc``).
@@ -28,6 +38,7 @@ from soilresp.errors import input_error
 from soilresp.io import file_sha256, write_json
 
 MANIFEST = "manifest.json"
+MAX_BYTES = 20 * 1024 ** 3   # 20 GiB: larger than any file the catalogue names
 Progress = Callable[[str, int, int], None]
 
 _GH = "https://raw.githubusercontent.com"
@@ -107,53 +118,120 @@ def record(dest: Path, name: str, entry: dict) -> Path:
     return write_json(man, doc)
 
 
+def check_url(url: str, name: str | None = None) -> str:
+    """The file name a download of ``url`` gets; one-line errors for what is refused."""
+    from urllib.parse import unquote
+
+    try:
+        u = urlparse(str(url))
+    except ValueError as e:
+        raise input_error(url, f"not a URL ({e})") from None
+    if u.scheme not in ("http", "https") or not u.netloc:
+        raise input_error(url, f"only http:// and https:// URLs are fetched (scheme {u.scheme or 'none'!r})")
+    if any(seg in ("..", ".") for seg in unquote(u.path).replace("\\", "/").split("/")):
+        raise input_error(url, "URL path holds '..' or '.' segments; give the file's plain URL")
+    name = name or Path(unquote(u.path)).name or "download"
+    if "/" in name or "\\" in name or name in (".", "..") or name.startswith(".") or "\0" in name:
+        raise input_error(url, "unsafe file name for the download", value=name)
+    return name
+
+
+def _part_state(part: Path) -> Path:
+    return part.with_name(part.name + ".json")
+
+
+def _save_part_state(part: Path, url: str, total: int | None) -> None:
+    if part.is_file():
+        write_json(_part_state(part), {"url": url, "size": part.stat().st_size,
+                                       "sha256": file_sha256(part), "total": total})
+
+
+def _valid_partial(part: Path, url: str) -> bool:
+    """A partial file may be resumed only if its recorded state matches it byte for byte."""
+    if not part.is_file():
+        return False
+    try:
+        st = json.loads(_part_state(part).read_text())
+    except (OSError, ValueError):
+        return False
+    return (isinstance(st, dict) and st.get("url") == url and st.get("size") == part.stat().st_size
+            and st.get("sha256") == file_sha256(part))
+
+
 def fetch_url(url: str, dest: str | Path, *, sha256: str | None = None, name: str | None = None,
               retries: int = 3, timeout: float = 60.0, chunk: int = 1 << 16,
-              progress: Progress | None = None, session=None) -> Path:
-    """Download ``url`` into ``dest`` (resumable, verified); returns the file's path."""
+              progress: Progress | None = None, session=None, max_bytes: int = MAX_BYTES,
+              manifest: bool = True) -> Path:
+    """Download ``url`` into ``dest`` (resumable, verified, size-capped); returns the file's path."""
+    dest = Path(dest)
+    name = check_url(url, name)
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+        return _fetch(url, dest, name, sha256, retries, timeout, chunk, progress, session, max_bytes, manifest)
+    except OSError as e:   # disk full, read-only or missing folder, permissions
+        raise input_error(dest, f"cannot write the download of {url}: {e.strerror or e}") from None
+
+
+def _fetch(url, dest, name, sha256, retries, timeout, chunk, progress, session, max_bytes, manifest) -> Path:
     import requests
 
-    dest = Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    name = name or Path(urlparse(url).path).name or "download"
     target, part = dest / name, dest / f"{name}.part"
     want = sha256.lower().removeprefix("sha256:") if sha256 else None
     if target.is_file() and (want is None or file_sha256(target) == want):
         sha = file_sha256(target)
-        record(dest, name, {"url": url, "size": target.stat().st_size, "sha256": sha,
-                            "pinned": want is not None, "fetched": _now(), "source": "already present"})
+        if manifest:
+            record(dest, name, {"url": url, "size": target.stat().st_size, "sha256": sha,
+                                "pinned": want is not None, "fetched": _now(), "source": "already present"})
         return target
+    known_total = None
+    if part.exists() and not _valid_partial(part, url):
+        part.unlink(missing_ok=True)   # stale or foreign partial file: never mixed into the download
+    elif part.exists():
+        known_total = json.loads(_part_state(part).read_text()).get("total")
+    _part_state(part).unlink(missing_ok=True)
     sess = session or _session()
     resumed_from = part.stat().st_size if part.is_file() else 0
     attempt = 0
+    box = {"total": known_total}
     while True:
         try:
-            done = _get(sess, url, part, timeout, chunk, progress, name)
+            done = _get(sess, url, part, timeout, chunk, progress, name, max_bytes, box)
             if done:
                 break
         except (requests.ConnectionError, requests.Timeout,
                 requests.exceptions.ChunkedEncodingError) as e:
             if attempt >= retries:
                 have = part.stat().st_size if part.is_file() else 0
+                _save_part_state(part, url, box["total"])
                 offline = isinstance(e, requests.ConnectionError) and have == 0
                 raise input_error(url, ("cannot connect (offline or server unreachable): " if offline
                                         else f"download interrupted at {have} bytes; rerun to resume: ")
                                   + f"{type(e).__name__}") from None
             attempt += 1
+        except requests.exceptions.InvalidURL as e:
+            raise input_error(url, f"invalid URL ({e})") from None
     sha = file_sha256(part)
     if want is not None and sha != want:
         part.unlink(missing_ok=True)
         raise input_error(url, f"checksum mismatch: expected sha256 {want}, got {sha}; the "
                           "partial file was deleted")
     os.replace(part, target)
-    record(dest, name, {"url": url, "size": target.stat().st_size, "sha256": sha,
-                        "pinned": want is not None, "fetched": _now(), "source": "download",
-                        "resumed_from": resumed_from})
+    if manifest:
+        record(dest, name, {"url": url, "size": target.stat().st_size, "sha256": sha,
+                            "pinned": want is not None, "fetched": _now(), "source": "download",
+                            "resumed_from": resumed_from})
     return target
 
 
-def _get(sess, url, part: Path, timeout, chunk, progress, name) -> bool:
+def _too_big(part: Path, url: str, n: int, max_bytes: int):
+    part.unlink(missing_ok=True)
+    return input_error(url, f"download is larger than the size cap ({n} > {max_bytes} bytes); refused")
+
+
+def _get(sess, url, part: Path, timeout, chunk, progress, name, max_bytes: int = MAX_BYTES,
+         box: dict | None = None) -> bool:
     """One GET (a Range request when a partial file exists). True when the file is whole."""
+    box = box if box is not None else {"total": None}
     have = part.stat().st_size if part.is_file() else 0
     headers = {"Range": f"bytes={have}-"} if have else {}
     with sess.get(url, headers=headers, stream=True, timeout=timeout) as r:
@@ -162,19 +240,30 @@ def _get(sess, url, part: Path, timeout, chunk, progress, name) -> bool:
         if r.status_code >= 400:
             raise input_error(url, f"HTTP {r.status_code} {r.reason}")
         if have and r.status_code == 206:
-            m = re.match(r"bytes (\d+)-", r.headers.get("Content-Range", ""))
+            m = re.match(r"bytes (\d+)-\d+/(\d+|\*)", r.headers.get("Content-Range", ""))
             if not m or int(m.group(1)) != have:
                 raise input_error(url, f"server resumed at the wrong offset ({r.headers.get('Content-Range')})")
+            if m.group(2) != "*" and box["total"] is not None and int(m.group(2)) != box["total"]:
+                part.unlink(missing_ok=True)   # the file changed on the server: the partial bytes are stale
+                raise input_error(url, f"file size on the server changed ({box['total']} -> {m.group(2)} "
+                                  "bytes) since the partial download; rerun to start over")
             mode, total_base = "ab", have
         else:  # 200: the server ignores Range; start over
             mode, total_base, have = "wb", 0, 0
         length = r.headers.get("Content-Length")
         total = total_base + int(length) if length is not None else 0
+        if total:
+            box["total"] = total
+            if total > max_bytes:
+                raise _too_big(part, url, total, max_bytes)
         got = have
         with open(part, mode) as f:
             for block in r.iter_content(chunk_size=chunk):
                 f.write(block)
                 got += len(block)
+                if got > max_bytes:
+                    f.close()
+                    raise _too_big(part, url, got, max_bytes)
                 if progress and total:
                     progress(f"fetch {name}", got, total)
         if length is not None and got < total:

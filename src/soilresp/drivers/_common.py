@@ -79,6 +79,7 @@ def apply_valid_range(da: xr.DataArray) -> xr.DataArray:
     if hi is not None:
         keep &= da <= float(hi)
     out = da.where(keep)
+    out.encoding = dict(da.encoding)   # the declared fill stays visible to the plausibility checks
     out.attrs = {k: v for k, v in da.attrs.items() if k not in ("valid_range", "valid_min", "valid_max")}
     return out
 

@@ -29,8 +29,9 @@ _KELVIN = ("K", "kelvin", "Kelvin", "degK")
 _NO_UNITS = ("", "1", None)
 # plausible ranges of values in the given units: (variable prefix, units or None = any, lo, hi)
 PHYSICAL_RANGES = [
-    ("tas", _DEGC, -90.0, 65.0), ("lst_", _DEGC, -100.0, 90.0),
-    ("tas", _KELVIN, 183.0, 338.0), ("lst_", _KELVIN, 173.0, 363.0),
+    # temperatures: gross bounds (wrong units or scale), not climate records
+    ("tas", _DEGC, -120.0, 80.0), ("lst_", _DEGC, -150.0, 110.0),
+    ("tas", _KELVIN, 120.0, 360.0), ("lst_", _KELVIN, 100.0, 400.0),
     ("pr", None, 0.0, 2e5), ("pet", None, -50.0, 1e5), ("et", None, -50.0, 1e5),
     ("gpp", None, -1e3, 1e5), ("ndvi", None, -1.0, 1.0), ("evi", None, -1.0, 1.0),
     ("sm", ("m3 m-3", "m3/m3", "1", "fraction"), 0.0, 1.0), ("spei", None, -10.0, 10.0),
@@ -83,6 +84,24 @@ def check_not_vrt(path: Path | str, allow_vrt: bool = False) -> None:
     if head.startswith((b"<vrtdataset", b"<?xml")) or p.suffix.lower() == ".vrt":
         raise input_error(p, "is a GDAL VRT (it can read other files and URLs); refused unless "
                           "allow_vrt = true in its [[drivers.sources]] entry", column="allow_vrt")
+
+
+def gdal_driver(path: Path | str, allow_vrt: bool = False) -> str:
+    """The GDAL driver that opens ``path``, trying only :data:`ALLOWED_GDAL_DRIVERS` (plus VRT
+    when allowed) one at a time, so GDAL never picks another format by sniffing the content."""
+    import rasterio
+    from rasterio.errors import RasterioIOError
+
+    with rasterio.Env() as env:
+        have = env.drivers()
+    allowed = [d for d in (*ALLOWED_GDAL_DRIVERS, *(["VRT"] if allow_vrt else [])) if d in have]
+    for drv in allowed:
+        try:
+            with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"), rasterio.open(path, driver=drv):
+                return drv
+        except RasterioIOError:
+            continue
+    raise input_error(path, f"not a raster any allowed GDAL driver reads ({', '.join(allowed)})")
 
 
 # ------------------------------------------------------------------ values
@@ -204,12 +223,12 @@ def missing_steps(times, years, frequency: str) -> dict[int, tuple[int, int]]:
         if frequency == "monthly":
             got = len(set(have.month))
         elif frequency == "8day":
-            got = len(set((have.dayofyear - 1) // 8))
+            got = len(set((have.day_of_year - 1) // 8))
         elif frequency == "daily":
-            got = len(set(have.dayofyear))
+            got = len(set(have.day_of_year))
         else:
             got = min(1, len(have))
-        if got < len(nom):
+        if 0 < got < len(nom):   # a year absent altogether is the readers' "years not in the file"
             out[int(y)] = (len(nom) - got, len(nom))
     return out
 

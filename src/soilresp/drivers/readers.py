@@ -175,6 +175,9 @@ def open_netcdf(paths: list[Path], name: str, chunk: int | None = None) -> xr.Da
     if name not in ds:
         raise input_error(paths[0], f"variable not found; the file has {sorted(ds.data_vars)}",
                           column=name)
+    from soilresp.drivers.checks import check_valid_range_decoding
+
+    check_valid_range_decoding(ds[name], paths[0], name)   # before the valid range is applied and dropped
     da = apply_valid_range(ds[name])
     return standardise_coords(da, paths[0])
 
@@ -208,14 +211,15 @@ def open_geotiff(paths: list[Path], name: str | None, chunk: int = 256,
     scaled. Several files: one time step each, dated from the file name."""
     import rioxarray  # noqa: F401  (registers .rio)
 
-    from soilresp.drivers.checks import ALLOWED_GDAL_DRIVERS, check_not_vrt
+    from soilresp.drivers.checks import check_not_vrt, gdal_driver
 
     arrays, times = [], []
     for p in paths:
         check_not_vrt(p, allow_vrt)
-        try:  # an explicit GDAL driver allow-list: no VRT, no other format by content sniffing
-            da = rioxarray.open_rasterio(p, chunks={"x": chunk, "y": chunk}, masked=True, mask_and_scale=True,
-                                         driver=list(ALLOWED_GDAL_DRIVERS) + (["VRT"] if allow_vrt else []))
+        try:
+            # an explicit GDAL driver allow-list: no VRT, no other format found by content sniffing
+            gdal_driver(p, allow_vrt)
+            da = rioxarray.open_rasterio(p, chunks={"x": chunk, "y": chunk}, masked=True, mask_and_scale=True)
         except Exception as e:  # rasterio raises its own error types
             raise input_error(p, f"cannot read as GeoTIFF: {e}") from None
         da = _pick_band(da, name, p)

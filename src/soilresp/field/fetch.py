@@ -62,8 +62,9 @@ def fetch_srdb(
     * ``from_path`` given: copy that local file (offline). Its SHA-256 is compared with the
       pinned releases; a match is recorded as that release, anything else as a local,
       unpinned copy (the checksum is recorded either way).
-    * otherwise: download ``version`` from :data:`SRDB_RELEASES` with :mod:`pooch`,
-      checking its SHA-256 (a mismatch is an error and no file is kept). A tag or commit not
+    * otherwise: download ``version`` from :data:`SRDB_RELEASES` with
+      :func:`soilresp.download.fetch_url` (the one downloader: URL rules, verified resume,
+      size cap), checking its SHA-256 (a mismatch is an error and no file is kept). A tag or commit not
       in the table is downloaded only with ``allow_unpinned=True`` and recorded as unpinned.
 
     Writes ``dest_dir/srdb-manifest.json`` (release, url, sha256, date, source) and returns
@@ -80,9 +81,14 @@ def fetch_srdb(
         sha = file_sha256(src)
         match = next((k for k, v in SRDB_RELEASES.items() if v["sha256"] == sha), None)
         if src.resolve() != target.resolve():
-            tmp = target.with_name(f".{target.name}.tmp")
-            shutil.copyfile(src, tmp)
-            tmp.replace(target)
+            from soilresp import io
+
+            tmp = io._tmp_sibling(target)
+            try:
+                shutil.copyfile(src, tmp)
+                tmp.replace(target)
+            finally:
+                tmp.unlink(missing_ok=True)
         manifest = {
             "release": match or "unpinned",
             "url": SRDB_RELEASES[match]["url"] if match else None,
@@ -97,7 +103,8 @@ def fetch_srdb(
             log.warning("%s matches no pinned SRDB release; recorded as unpinned (sha256 %s)",
                         src, sha)
     else:
-        import pooch
+        from soilresp.download import fetch_url
+        from soilresp.errors import InputError
 
         if version in SRDB_RELEASES:
             url, known = SRDB_RELEASES[version]["url"], SRDB_RELEASES[version]["sha256"]
@@ -110,14 +117,11 @@ def fetch_srdb(
                 "(or pass --from PATH with a local copy)",
             )
         try:
-            got = pooch.retrieve(
-                url, known_hash=f"sha256:{known}" if known else None, fname=FILE_NAME,
-                path=dest_dir, progressbar=False,
-            )
-        except ValueError as e:  # pooch: hash mismatch
-            raise input_error(url, f"checksum check failed: {e}") from None
-        except Exception as e:  # network and HTTP errors of requests
-            raise input_error(url, f"download failed ({type(e).__name__}: {e}); "
+            got = fetch_url(url, dest_dir, sha256=known, name=FILE_NAME, manifest=False)
+        except InputError as e:
+            if "checksum" in str(e):
+                raise
+            raise input_error(url, f"download failed ({str(e).removeprefix(url + ': ')}); "
                               "retry, or use --from PATH with a local copy") from None
         target = Path(got)
         sha = file_sha256(target)
