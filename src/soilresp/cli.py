@@ -36,9 +36,25 @@ def _errors():
     except SoilrespError as e:
         err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
         raise typer.Exit(2)
+    except OSError as e:   # disk full, read-only or missing folder, permissions: one line, every command
+        err.print(f"[bold red]error:[/] {_os_error_text(e)}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
     except KeyboardInterrupt:
         err.print("[bold red]interrupted[/]: finished outputs are kept; rerun to resume")
         raise typer.Exit(130)
+
+
+def _os_error_text(e: OSError) -> str:
+    """``PATH: problem`` for an operating-system error (the path the OS names, if any)."""
+    import errno
+
+    hint = {errno.ENOSPC: " (disk full: free space or use another run.output_dir / --out)",
+            errno.EROFS: " (read-only file system: use another folder)",
+            errno.EACCES: " (permission denied: use a folder you can write)",
+            errno.EPERM: " (operation not permitted: use a folder you can write)",
+            errno.ENOTDIR: " (a file stands where a folder is expected)"}.get(e.errno, "")
+    where = e.filename if e.filename is not None else "file system"
+    return f"{where}: {e.strerror or e}{hint}"
 
 
 @contextmanager
