@@ -38,9 +38,19 @@ def base(tmp_path_factory):
     return root, b
 
 
-def test_corpus_has_at_least_40_cases():
-    assert len(corpus.CASES) >= 40
+def test_corpus_has_at_least_130_cases_of_every_kind():
+    assert len(corpus.CASES) >= 130
     assert len({c.name for c in corpus.CASES}) == len(corpus.CASES)
+    kinds = {c.kind for c in corpus.CASES}
+    assert {"field table", "driver raster", "config", "model file", "output folder", "network"} <= kinds, kinds
+
+
+class _Hang(Exception):
+    pass
+
+
+def _alarm(*_):
+    raise _Hang()
 
 
 @pytest.mark.parametrize("case", corpus.CASES, ids=lambda c: c.name)
@@ -53,7 +63,18 @@ def test_bad_input_is_named_and_nothing_changes(case, base):
         pre = CliRunner().invoke(app, ["run", str(cfg), "--stage", st])
         assert pre.exit_code == 0, pre.output
     before = tree_digest(run)
-    res = CliRunner().invoke(app, ["run", str(cfg), "--stage", case.stage])
+    argv = [a.replace("{case}", str(cfg.parent)) for a in case.argv] or ["run", str(cfg), "--stage", case.stage]
+    import signal
+
+    old = signal.signal(signal.SIGALRM, _alarm)
+    signal.alarm(120)   # none may hang (a named pipe used to block the reader forever)
+    try:
+        res = CliRunner().invoke(app, argv, catch_exceptions=False)
+    except _Hang:
+        pytest.fail(f"case {case.name} hung for 120 s")
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
     out = res.output.strip()
     assert res.exit_code == 2, out
     assert "Traceback" not in out, out

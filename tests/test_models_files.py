@@ -79,11 +79,13 @@ def test_implausible_nls_parameters_refused(tmp_path, params, name):
         assert f"parameter {name} =" in str(e.value)
 
 
-def test_loaded_model_predicting_absurd_rs_is_an_error(tmp_path):
+def test_loaded_model_trained_on_absurd_rs_is_an_error(tmp_path):
     X, y = _xy()
     rf = RandomForestRegressor(n_estimators=3, random_state=0).fit(X, y * 1e4)  # Rs of ~3e6
     save_biome_model(tmp_path, BiomeModel(4, "rf", ["tas"], rf))
-    m = load_biome_model(tmp_path / "biome_04.json")
+    with pytest.raises(InputError, match="biome_04.skops.*trained on Rs up to"):
+        load_biome_model(tmp_path / "biome_04.json")
+    m = BiomeModel(4, "rf", ["tas"], rf, source=tmp_path / "biome_04.skops")   # the predict-time net
     with pytest.raises(InputError, match="biome_04.skops.*biome 4 model predicts Rs"):
         m.predict(X)
     fresh = BiomeModel(4, "rf", ["tas"], rf)  # in-memory refits are not file inputs

@@ -152,7 +152,10 @@ def run(
     from soilresp.pipeline import Context, compute_context, run_all
 
     with _errors():
+        from soilresp.validate import validate_run
+
         cfg = load_config(config)
+        validate_run(cfg, stage or None, source=str(config))   # before any stage starts (run_all repeats it)
         if scheduler:
             cfg = cfg.model_copy(update={"run": cfg.run.model_copy(update={"scheduler": scheduler})})
         with _progress() as (progress, on_stage), compute_context(cfg.run.scheduler, cfg.run.workers):

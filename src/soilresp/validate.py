@@ -185,5 +185,5 @@ def validate_run(cfg: Config, stages=None, source: str | None = None) -> None:
         if todo is None or need is None or todo & set(need):
             problems += check(cfg)
     if problems:
-        where = source or str(cfg.base_dir / "<config>")
+        where = source or "config"
         raise ConfigError(f"{where}: " + "; ".join(problems))

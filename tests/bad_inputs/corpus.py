@@ -36,6 +36,8 @@ class Case:
     make: Callable[[Path, Path], dict]
     expect: tuple[str, ...]           # substrings the error line must contain
     pre: tuple[str, ...] = ()         # stages run first (they must succeed)
+    argv: tuple[str, ...] = ()        # another command instead of `run` ("{case}" = the case folder)
+    kind: str = ""                    # input kind (field table, driver raster, config, ...)
 
 
 # ------------------------------------------------------------------ the valid base
@@ -610,10 +612,479 @@ CASES: list[Case] = [
          _raw(lambda t: t.replace('frequency = "monthly"', 'frequency = "monthly"\nscale = 2', 1)),
          ("case.toml", "scale")),
     # --- output folder
-    Case("output_under_a_file", "field", _unwritable_under_file, ("a_file", "not writable")),
+    Case("output_under_a_file", "field", _unwritable_under_file, ("a_file", "'run.output_dir'")),
     Case("output_in_proc", "field", _cfg({"run.output_dir": "/proc/soilresp-out"}),
          ("/proc/soilresp-out", "not writable")),
 ]
+
+
+
+# ================================================================== issue 17: hardening cases
+def _s(v: str) -> dict:
+    import json
+
+    return {"__class__": "str", "__module__": "builtins", "__loader__": "JsonNode", "content": json.dumps(v),
+            "is_json": True}
+
+
+def _tuple(*items) -> dict:
+    return {"__class__": "tuple", "__module__": "builtins", "__loader__": "TupleNode", "content": list(items)}
+
+
+def _reduce(module: str, name: str, *args) -> dict:
+    return {"__class__": name, "__module__": module, "__loader__": "ConstructorFromReduceNode",
+            "content": _tuple(*args)}
+
+
+def _fn(module: str, name: str) -> dict:
+    return {"__class__": name, "__module__": module, "__loader__": "FunctionNode"}
+
+
+_TOUCH = f"open({str(MARKER_NAME)!r}, 'w').write('ran')"
+_SHELL = f"touch {MARKER_NAME}"
+PAYLOADS = {
+    "reduce_exec": _reduce("builtins", "exec", _s(_TOUCH)),
+    "reduce_eval": _reduce("builtins", "eval", _s(f"__import__('os').system({_SHELL!r})")),
+    "reduce_os_system": _reduce("os", "system", _s(_SHELL)),
+    "reduce_posix_system": _reduce("posix", "system", _s(_SHELL)),
+    "reduce_subprocess": _reduce("subprocess", "getoutput", _s(_SHELL)),
+    "reduce_numpy_prefix": _reduce("numpy.testing._private.utils", "runstring", _s(_TOUCH), _s("{}")),
+    "function_exec": _fn("builtins", "exec"),
+    "type_exec": {"__class__": "exec", "__module__": "builtins", "__loader__": "TypeNode"},
+    "partial_exec": {"__class__": "partial", "__module__": "functools", "__loader__": "PartialNode",
+                     "content": {"func": _fn("builtins", "exec"), "args": _tuple(_s(_TOUCH)),
+                                 "kwds": {"__class__": "dict", "__module__": "builtins", "__loader__": "DictNode",
+                                          "content": {}}, "namespace": _s("")}},
+    "methodcaller": {"__class__": "methodcaller", "__module__": "operator", "__loader__": "OperatorFuncNode",
+                     "attrs": _tuple(_s("system"), _s(_SHELL))},
+    "object_array": {"__class__": "ndarray", "__module__": "numpy", "__loader__": "NdArrayNode", "type": "json",
+                     "content": [_reduce("builtins", "exec", _s(_TOUCH))],
+                     "shape": _tuple({"__class__": "int", "__module__": "builtins", "__loader__": "JsonNode",
+                                      "content": "1", "is_json": True})},
+    "ndarray_as_eval": {"__class__": "eval", "__module__": "builtins", "__loader__": "NdArrayNode",
+                        "type": "numpy", "file": "0.npy"},
+    "method_node": {"__class__": "Popen", "__module__": "subprocess", "__loader__": "MethodNode",
+                    "content": {"obj": {"__class__": "Popen", "__module__": "subprocess", "__loader__": "ObjectNode"},
+                                "func": "communicate"}},
+    "defaultdict_factory": {"__class__": "defaultdict", "__module__": "collections", "__loader__": "DefaultDictNode",
+                            "content": {"main": {"__class__": "dict", "__module__": "builtins",
+                                                 "__loader__": "DictNode", "content": {}},
+                                        "default_factory": _fn("os", "system")}},
+}
+
+
+def _rf_blob(scale: float = 1.0) -> bytes:
+    import skops.io as sio
+    from sklearn.ensemble import RandomForestRegressor
+
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0, 25, (40, 1))
+    return sio.dumps(RandomForestRegressor(n_estimators=2, random_state=0).fit(X, (300 + 10 * X[:, 0]) * scale))
+
+
+def _payload_blob(node: dict, extra: dict | None = None) -> bytes:
+    """A legitimate RF file whose n_estimators attribute is ``node`` (plus archive members)."""
+    import io
+    import json
+    import zipfile
+
+    blob = _rf_blob()
+    src = zipfile.ZipFile(io.BytesIO(blob))
+    schema = json.loads(src.read("schema.json"))
+    if node is not None:
+        schema["content"]["content"]["n_estimators"] = node
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        for n in src.namelist():
+            z.writestr(n, json.dumps(schema) if n == "schema.json" else src.read(n))
+        for n, data in (extra or {}).items():
+            z.writestr(n, data)
+    return out.getvalue()
+
+
+def _model_payload(route: str):
+    def make(case, base):
+        _plant_estimator(case, 1, "rf", _payload_blob(PAYLOADS[route]))
+        return {}
+    return make
+
+
+def _model_blob(blob_fn, biome=1):
+    def make(case, base):
+        _plant_estimator(case, biome, "rf", blob_fn())
+        return {}
+    return make
+
+
+def _model_rf_predictors(case, base):
+    """A real RF predicting Rs of ~3e6 (a file trained on g C m-2 day-1 x 1e4...)."""
+    import json
+
+    _plant_estimator(case, 1, "rf", _rf_blob(1e4))
+    p = case / "run" / "models" / "biome_01.json"
+    doc = json.loads(p.read_text())
+    doc["predictors"] = ["tas"]
+    p.write_text(json.dumps(doc))
+    return {}
+
+
+def _extra_member():
+    import pickle
+
+    return _payload_blob(None, extra={"payload.pkl": pickle.dumps(print)})
+
+
+_model_params_huge = _edit_params(lambda old: [1e300] + list(old[1:]))
+_model_params_b = _edit_params(lambda old: [old[0], 5.0] + list(old[2:]))
+_model_params_neg_a = _edit_params(lambda old: [-abs(old[0])] + list(old[1:]))
+
+
+# --- driver rasters
+def _ds(base: Path, var: str):
+    import xarray as xr
+
+    return xr.open_dataset(base / "world" / "drivers" / f"{var}.nc").load()
+
+
+def _driver_edit(var: str, fn, name: str | None = None, extra: str = "", encoding=None):
+    """Case: driver ``var`` replaced by ``fn(dataset)`` written to ``case/<name>``."""
+    def make(case, base):
+        ds = fn(_ds(base, var))
+        p = case / (name or f"{var}.nc")
+        ds.to_netcdf(p, encoding=encoding)
+        return {"raw": replace_driver(base_config(base), var, p, extra)}
+    return make
+
+
+def _kelvin_no_units(ds):
+    ds["tas"] = ds["tas"] + 273.15
+    ds["tas"].attrs = {}
+    return ds
+
+
+def _kelvin_degc(ds):
+    ds["tas"] = ds["tas"] + 273.15
+    ds["tas"].attrs = {"units": "degC"}
+    return ds
+
+
+def _celsius_as_k(ds):
+    ds["lst_day"].attrs["units"] = "K"
+    return ds
+
+
+def _gap_months(ds):
+    t = ds.time.to_index()
+    keep = ~((t.year == 2002) & (t.month >= 3) & (t.month <= 11))   # 9 months missing
+    return ds.isel(time=np.nonzero(keep)[0])
+
+
+def _dup_step(ds):
+    t = ds.time.values.copy()
+    t[7] = t[6]
+    return ds.assign_coords(time=t)
+
+
+def _undeclared(var, value):
+    def f(ds):
+        v = ds[var].values
+        v[0, 10:14, 10:30] = value
+        ds[var].encoding.pop("_FillValue", None)
+        return ds
+    return f
+
+
+def _negative(var):
+    def f(ds):
+        ds[var] = -ds[var] - 50.0
+        return ds
+    return f
+
+
+def _fill_in_range(ds):
+    ds["tas"].attrs["valid_range"] = np.array([-80.0, 60.0], np.float32)
+    return ds
+
+
+def _shifted_years(ds):
+    t = ds.time.to_index()
+    return ds.assign_coords(time=t + pd_offset_years(1))
+
+
+def pd_offset_years(n):
+    import pandas as pd
+
+    return pd.DateOffset(years=n)
+
+
+def _vrt_as_tif(case, base):
+    p = case / "tc.tif"
+    p.write_text('<VRTDataset rasterXSize="120" rasterYSize="48"><SRS>EPSG:4326</SRS>'
+                 '<VRTRasterBand dataType="Float32" band="1"><SimpleSource>'
+                 '<SourceFilename>/vsicurl/http://127.0.0.1:9/secret.tif</SourceFilename>'
+                 '</SimpleSource></VRTRasterBand></VRTDataset>')
+    return {"raw": replace_driver(base_config(base), "tc", p, 'format = "geotiff"')}
+
+
+def _fifo_driver(case, base):
+    import os
+
+    p = case / "tas.nc"
+    os.mkfifo(p)
+    return {"raw": replace_driver(base_config(base), "tas", p)}
+
+
+def _dir_driver(case, base):
+    p = case / "tas.nc"
+    p.mkdir()
+    (p / "x").write_text("x")
+    return {"raw": replace_driver(base_config(base), "tas", p)}
+
+
+def _dev_driver(case, base):
+    return {"raw": replace_driver(base_config(base), "tas", "/dev/zero")}
+
+
+def _url_driver(url):
+    return lambda case, base: {"raw": replace_driver(base_config(base), "tas", url)}
+
+
+# --- biome maps
+def _biome_fill_is_class(case, base):
+    import xarray as xr
+
+    ds = xr.open_dataset(base / "world" / "biomes.nc").load()
+    p = case / "biomes.nc"
+    ds.to_netcdf(p, encoding={"biome": {"_FillValue": 4}})
+    return {"biomes.path": str(p)}
+
+
+def _biome_fifo(case, base):
+    import os
+
+    p = case / "biomes.nc"
+    os.mkfifo(p)
+    return {"biomes.path": str(p)}
+
+
+def _biome_dir(case, base):
+    p = case / "biomes.nc"
+    p.mkdir()
+    return {"biomes.path": str(p)}
+
+
+# --- field tables
+def _field_special(kind):
+    def make(case, base):
+        import os
+
+        p = case / "srdb.csv"
+        if kind == "fifo":
+            os.mkfifo(p)
+        elif kind == "dir":
+            p.mkdir()
+        else:
+            return {"field.path": kind}
+        return {"field.path": str(p)}
+    return make
+
+
+def _cell(col, value, k=3):
+    return field_case(lambda c, b, p: set_column(b, p, col, lambda v, i: value, rows_sel={k}))
+
+
+def _decimal_comma(col, k=3):
+    return field_case(lambda c, b, p: set_column(b, p, col, lambda v, i: (v or "1.5").replace(".", ",")
+                                                 if "." in (v or "1.5") else v + ",5", rows_sel={k}))
+
+
+def _table_decimal_comma(case, base):
+    """A tidy table (format = 'table') with a decimal comma in the Rs column."""
+    header, rows = srdb_rows(base)
+    cols = {"Latitude": "lat", "Longitude": "lon", "Study_midyear": "year", "Rs_annual": "rs"}
+    idx = [header.index(c) for c in cols]
+    body = [[r[i] for i in idx] for r in rows if all(r[i] for i in idx)]
+    body[4][3] = body[4][3].replace(".", ",") if "." in body[4][3] else body[4][3] + ",5"
+    p = case / "obs.csv"
+    write_rows(p, list(cols.values()), body)
+    return {"field.format": "table", "field.path": str(p)}
+
+
+# --- output folder
+_HELD: list = []
+
+
+def _locked_output(case, base):
+    """Another live soilresp process holds the output folder (here: this test process)."""
+    import json
+    import os
+    import socket
+    import time
+
+    from filelock import FileLock
+
+    meta = case / "run" / ".soilresp"
+    meta.mkdir(parents=True, exist_ok=True)
+    lk = FileLock(str(meta / "run.lock"), timeout=0)
+    lk.acquire()
+    _HELD.append(lk)
+    (meta / "run.lock.json").write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                                    "started": time.time(), "command": "run"}))
+    return {}
+
+
+def _output_is_file(case, base):
+    f = case / "out_file"
+    f.write_text("not a folder")
+    return {"run.output_dir": str(f)}
+
+
+def _driver_glob_none(case, base):
+    return {"raw": replace_driver(base_config(base), "tas", case / "nothing_*.nc")}
+
+
+def _raw_replace(old, new):
+    return _raw(lambda t: (t.replace(old, new, 1) if old in t else (_ for _ in ()).throw(AssertionError(old))))
+
+
+CASES += [
+    # --- model files: every skops route to code, refused before anything is built
+    *[Case(f"model_payload_{r}", "product", _model_payload(r), ("biome_01.skops", "allow-list"), kind="model file")
+      for r in PAYLOADS],
+    Case("model_skops_extra_member", "product", _model_blob(_extra_member), ("biome_01.skops", "payload.pkl"),
+         kind="model file"),
+    Case("model_skops_empty", "product", _model_blob(lambda: b""), ("biome_01.skops", "skops"), kind="model file"),
+    Case("model_skops_random_bytes", "product", _model_blob(lambda: np.random.default_rng(5).bytes(2000)),
+         ("biome_01.skops", "skops"), kind="model file"),
+    Case("model_params_1e300", "product", _model_params_huge, ("biome_07.json", "'params'", "1e+300"),
+         kind="model file"),
+    Case("model_params_q10_absurd", "product", _model_params_b, ("biome_07.json", "'params'", "parameter b"),
+         kind="model file"),
+    Case("model_params_negative_a", "product", _model_params_neg_a, ("biome_07.json", "'params'", "parameter a"),
+         kind="model file"),
+    Case("model_predicts_absurd_rs", "product", _model_rf_predictors, ("biome_01.skops", "predicts Rs"),
+         kind="model file"),
+    # --- driver rasters: plausible-looking but wrong
+    Case("drv_kelvin_without_units", "drivers", _driver_edit("tas", _kelvin_no_units),
+         ("tas.nc", "'tas'", "kelvin", 'units = "K"'), kind="driver raster"),
+    Case("drv_kelvin_under_degC", "drivers", _driver_edit("tas", _kelvin_degc), ("tas.nc", "'tas'", "'degC'"),
+         kind="driver raster"),
+    Case("drv_celsius_under_K", "drivers", _driver_edit("lst_day", _celsius_as_k),
+         ("lst_day.nc", "'lst_day'", "units 'K'"), kind="driver raster"),
+    Case("drv_nine_month_gap", "drivers", _driver_edit("tas", _gap_months), ("tas.nc", "'time'", "year 2002",
+                                                                             "lacks 9 of its 12"),
+         kind="driver raster"),
+    Case("drv_gap_in_pr", "drivers", _driver_edit("pr", _gap_months), ("pr.nc", "'time'", "year 2002"),
+         kind="driver raster"),
+    Case("drv_duplicated_step", "drivers", _driver_edit("tas", _dup_step), ("tas.nc", "'time'", "occurs 2 times"),
+         kind="driver raster"),
+    Case("drv_undeclared_fill_9999", "drivers", _driver_edit("gpp", _undeclared("gpp", -9999.0)),
+         ("gpp.nc", "'gpp'", "-9999", "undeclared fill"), kind="driver raster"),
+    Case("drv_undeclared_fill_1e20", "drivers", _driver_edit("tas", _undeclared("tas", 1e20)),
+         ("tas.nc", "'tas'", "undeclared fill"), kind="driver raster"),
+    Case("drv_undeclared_fill_netcdf_default", "drivers",
+         _driver_edit("sm", _undeclared("sm", 9.969209968386869e36)), ("sm.nc", "'sm'", "undeclared fill"),
+         kind="driver raster"),
+    Case("drv_negative_precipitation", "drivers", _driver_edit("pr", _negative("pr")),
+         ("pr.nc", "'pr'", "plausible range"), kind="driver raster"),
+    Case("drv_fill_inside_valid_range", "drivers",
+         _driver_edit("tas", _fill_in_range, encoding={"tas": {"_FillValue": np.float32(0.0)}}),
+         ("tas.nc", "'tas'", "_FillValue 0.0", "inside the valid range"), kind="driver raster"),
+    Case("drv_vrt_disguised_as_tif", "drivers", _vrt_as_tif, ("tc.tif", "GDAL VRT", "allow_vrt"),
+         kind="driver raster"),
+    Case("drv_named_pipe", "drivers", _fifo_driver, ("tas.nc", "named pipe"), kind="driver raster"),
+    Case("drv_folder_not_file", "drivers", _dir_driver, ("tas.nc", "folder"), kind="driver raster"),
+    Case("drv_device", "drivers", _dev_driver, ("/dev/zero", "device"), kind="driver raster"),
+    Case("drv_glob_matches_nothing", "drivers", _driver_glob_none, ("nothing_*.nc", "no file matches"),
+         kind="driver raster"),
+    # --- network paths as inputs
+    Case("net_http_driver", "drivers", _url_driver("https://example.org/tas.nc"),
+         ("https://example.org/tas.nc", "allow_network"), kind="network"),
+    Case("net_vsicurl_driver", "drivers", _url_driver("/vsicurl/http://example.org/tas.tif"),
+         ("/vsicurl/http://example.org/tas.tif", "allow_network"), kind="network"),
+    Case("net_fetch_ftp_scheme", "", _cfg({}), ("ftp://example.org/a.nc", "only http"), kind="network",
+         argv=("fetch", "url", "ftp://example.org/a.nc", "--dest", "{case}/dl")),
+    Case("net_fetch_file_scheme", "", _cfg({}), ("file:///etc/passwd", "only http"), kind="network",
+         argv=("fetch", "url", "file:///etc/passwd", "--dest", "{case}/dl")),
+    Case("net_fetch_dotdot", "", _cfg({}), ("http://127.0.0.1:9/a/../../etc/passwd", "'..'"), kind="network",
+         argv=("fetch", "url", "http://127.0.0.1:9/a/../../etc/passwd", "--dest", "{case}/dl")),
+    Case("net_fetch_encoded_dotdot", "", _cfg({}), ("%2e%2e", "'..'"), kind="network",
+         argv=("fetch", "url", "http://127.0.0.1:9/a/%2e%2e/b.nc", "--dest", "{case}/dl")),
+    Case("net_fetch_no_host", "", _cfg({}), ("http:///a.nc", "only http"), kind="network",
+         argv=("fetch", "url", "http:///a.nc", "--dest", "{case}/dl")),
+    Case("net_fetch_offline", "", _cfg({}), ("http://127.0.0.1:9/a.nc", "cannot connect"), kind="network",
+         argv=("fetch", "url", "http://127.0.0.1:9/a.nc", "--dest", "{case}/dl")),
+    Case("net_fetch_dest_is_file", "", lambda c, b: ((c / "dl").write_text("x"), {})[1], ("dl", "cannot write"),
+         kind="network", argv=("fetch", "url", "http://127.0.0.1:9/a.nc", "--dest", "{case}/dl/sub")),
+    # --- biome and land-cover maps
+    Case("biome_fill_equals_class", "biomes", _biome_fill_is_class, ("biomes.nc", "'biome'", "_FillValue 4"),
+         kind="class map"),
+    Case("biome_map_named_pipe", "biomes", _biome_fifo, ("'biomes.path'", "biomes.nc", "named pipe"),
+         kind="class map"),
+    Case("biome_map_is_folder", "biomes", _biome_dir, ("biomes.nc",), kind="class map"),
+    # --- field tables
+    Case("csv_decimal_comma_rs", "field", _decimal_comma("Rs_annual"), ("srdb.csv", "'Rs_annual'", ","),
+         kind="field table"),
+    Case("csv_decimal_comma_latitude", "field", _decimal_comma("Latitude"), ("srdb.csv", "'Latitude'", ","),
+         kind="field table"),
+    Case("table_decimal_comma_rs", "field", _table_decimal_comma, ("obs.csv", "'rs'", ","), kind="field table"),
+    Case("csv_rs_thousands_separator", "field", _cell("Rs_annual", "1,234.5"), ("srdb.csv", "'Rs_annual'", "1,234.5"),
+         kind="field table"),
+    Case("csv_rs_with_unit", "field", _cell("Rs_annual", "812 gC"), ("srdb.csv", "'Rs_annual'", "812 gC"),
+         kind="field table"),
+    Case("csv_rs_infinite", "field", _cell("Rs_annual", "1e400"), ("srdb.csv", "'Rs_annual'", "1e400"),
+         kind="field table"),
+    Case("csv_rs_inf_text", "field", _cell("Rs_annual", "inf"), ("srdb.csv", "'Rs_annual'", "inf"),
+         kind="field table"),
+    Case("csv_latitude_text_hemisphere", "field", _cell("Latitude", "45 N N"), ("srdb.csv", "'Latitude'", "45 N N"),
+         kind="field table"),
+    Case("csv_midyear_text", "field", _cell("Study_midyear", "two thousand"),
+         ("srdb.csv", "'Study_midyear'", "two thousand"), kind="field table"),
+    Case("field_named_pipe", "field", _field_special("fifo"), ("'field.path'", "srdb.csv", "named pipe"),
+         kind="field table"),
+    Case("field_is_folder", "field", _field_special("dir"), ("'field.path'", "srdb.csv", "folder"),
+         kind="field table"),
+    Case("field_is_device", "field", _field_special("/dev/zero"), ("'field.path'", "/dev/zero", "device"),
+         kind="field table"),
+    # --- config: cross-section consistency (checked before any stage starts)
+    Case("config_min_years_above_run", "trends", _cfg({"trends.min_years": 8}), ("'trends.min_years'", "8", "5 years"),
+         kind="config"),
+    Case("config_region_bounds_reversed", "biomes", _raw_replace("[product]", "[product]\nregion_bounds = [17.0, 2.0]"),
+         ("'product.region_bounds'",), kind="config"),
+    Case("config_region_bounds_equal", "product", _raw_replace("[product]", "[product]\nregion_bounds = [5.0, 5.0]"),
+         ("'product.region_bounds'",), kind="config"),
+    Case("config_region_temperature_absent", "biomes",
+         _raw_replace("[product]", '[product]\nregion_temperature = "t2m"'), ("'product.region_temperature'", "t2m"),
+         kind="config"),
+    Case("config_slight_alpha_below_alpha", "trends", _cfg({"trends.slight_alpha": 0.01}),
+         ("'trends.slight_alpha'",), kind="config"),
+    Case("config_attribution_driver_absent", "attribution",
+         _raw_replace("[trends]", '[attribution]\ndrivers = ["tas", "vpd"]\n\n[trends]'),
+         ("'attribution.drivers'", "vpd"), kind="config"),
+    Case("config_no_temperature_driver", "models", _raw(lambda t: re.sub(r"temperature = \[.*\]",
+                                                                        'temperature = ["t2m"]', t)),
+         ("'models.temperature'", "t2m"), kind="config"),
+    Case("config_driver_path_missing", "drivers", _raw(lambda t: replace_driver(t, "pr", "/no/such/pr.nc")),
+         ("drivers.sources[1].path", "/no/such/pr.nc", "not found"), kind="config"),
+    Case("config_max_missing_fraction_range", "field",
+         _raw(lambda t: t.replace('frequency = "monthly"', 'frequency = "monthly"\nmax_missing_fraction = 1.5', 1)),
+         ("case.toml", "max_missing_fraction"), kind="config"),
+    Case("config_allow_vrt_type", "field",
+         _raw(lambda t: t.replace('frequency = "monthly"', 'frequency = "monthly"\nallow_vrt = "maybe"', 1)),
+         ("case.toml", "allow_vrt", "maybe"), kind="config"),
+    Case("config_field_path_unset", "field", _cfg({"field.path": None}), ("'field.path'", "not set"), kind="config"),
+    # --- output folder
+    Case("output_locked_by_live_run", "field", _locked_output, ("in use by soilresp pid", "started"),
+         kind="output folder"),
+    Case("output_dir_is_a_file", "field", _output_is_file, ("out_file", "'run.output_dir'"), kind="output folder"),
+]
+for _c in list(CASES):
+    if not _c.kind:
+        CASES[CASES.index(_c)] = Case(_c.name, _c.stage, _c.make, _c.expect, _c.pre, _c.argv,
+                                      {"field": "field table", "drivers": "driver raster", "biomes": "class map",
+                                       "sites": "class map", "product": "model file"}.get(_c.stage, "config")
+                                      if not _c.name.startswith(("config", "output")) else
+                                      ("config" if _c.name.startswith("config") else "output folder"))
 
 
 def write_case(case: Case, out: Path, base: Path) -> Path:

@@ -33,10 +33,11 @@ PHYSICAL_RANGES = [
     ("tas", _DEGC, -120.0, 80.0), ("lst_", _DEGC, -150.0, 110.0),
     ("tas", _KELVIN, 120.0, 360.0), ("lst_", _KELVIN, 100.0, 400.0),
     ("pr", None, 0.0, 2e5), ("pet", None, -50.0, 1e5), ("et", None, -50.0, 1e5),
-    ("gpp", None, -1e3, 1e5), ("ndvi", None, -1.0, 1.0), ("evi", None, -1.0, 1.0),
-    ("sm", ("m3 m-3", "m3/m3", "1", "fraction"), 0.0, 1.0), ("spei", None, -10.0, 10.0),
-    ("tc", ("%", "percent"), 0.0, 100.0), ("sv", ("%", "percent"), 0.0, 100.0),
-    ("bg", ("%", "percent"), 0.0, 100.0),
+    # indices a little beyond +-1 (noise, gap filling) are kept; a missing scale factor is not
+    ("gpp", None, -1e3, 1e5), ("ndvi", None, -1.5, 1.5), ("evi", None, -1.5, 1.5),
+    ("sm", ("m3 m-3", "m3/m3", "1", "fraction"), 0.0, 1.5), ("spei", None, -10.0, 10.0),
+    ("tc", ("%", "percent"), 0.0, 100.5), ("sv", ("%", "percent"), 0.0, 100.5),
+    ("bg", ("%", "percent"), 0.0, 100.5),
 ]
 # values that are fill markers in common products, never physical values
 FILL_SENTINELS = (-9999.0, -999.0, -32768.0, 32767.0, 65535.0, -3.4028234663852886e38, 9.969209968386869e36,

@@ -222,7 +222,31 @@ def load_biome_model(json_path: Path) -> BiomeModel:
         raise input_error(spath, "checksum differs from the one recorded in the model's JSON (file changed?)",
                           column="estimator_sha256")
     est = _skops_load(spath, blob)
+    _check_training_scale(est, spath)
     return BiomeModel(biome, fam, preds, est, meta, source=spath)
+
+
+def _check_training_scale(est, path: Path) -> None:
+    """The Rs scale an estimator was trained on, read from the file before any prediction:
+    a forest's leaf values, or the y-standardiser's mean and spread (svr, ann). Non-finite or
+    beyond :data:`RS_LIMIT` means a corrupt file or one trained on other units."""
+    vals = []
+    for tree in getattr(est, "estimators_", None) or []:
+        t = getattr(tree, "tree_", None)
+        if t is not None:
+            vals.append(np.asarray(t.value, dtype=float).ravel())
+    tr = getattr(est, "transformer_", None)
+    if tr is not None and hasattr(tr, "mean_"):
+        m, s = np.asarray(tr.mean_, float), np.asarray(getattr(tr, "scale_", 1.0), float)
+        vals.append(np.concatenate([m + 3 * s, m - 3 * s]))
+    if not vals:
+        return
+    v = np.concatenate(vals)
+    if v.size and (not np.all(np.isfinite(v)) or np.max(np.abs(v)) > RS_LIMIT):
+        worst = v[~np.isfinite(v)][0] if not np.all(np.isfinite(v)) else v[np.argmax(np.abs(v))]
+        raise input_error(path, f"estimator was trained on Rs up to {float(worst):g}, beyond +-{RS_LIMIT:g} "
+                          "g C m-2 yr-1 (other units, or a corrupt or edited file)", column="estimator_file",
+                          value=float(worst))
 
 
 def _schema_types(path: Path, blob: bytes) -> list[tuple[str, str]]:
