@@ -328,7 +328,8 @@ def check_writable(folder: Path) -> None:
         (folder / ".soilresp").mkdir(exist_ok=True)
         fd, name = tempfile.mkstemp(prefix=f"{io.TMP_PREFIX}write-test.", dir=folder / ".soilresp")
         os.close(fd)
-        os.unlink(name)
+        with contextlib.suppress(FileNotFoundError):   # a running writer's cleanup may have taken it
+            os.unlink(name)
     except OSError as e:
         raise input_error(folder, f"output folder (config key 'run.output_dir') is not "
                           f"writable: {e.strerror or e}") from None
