@@ -569,7 +569,7 @@ CASES: list[Case] = [
     # --- drivers: NetCDF
     Case("nc_corrupt", "drivers", driver_case("tas", _nc_corrupt), ("tas.nc", "NetCDF")),
     Case("nc_truncated", "drivers", driver_case("tas", _nc_truncated), ("tas.nc",)),
-    Case("nc_missing_file", "drivers", driver_case("tas", lambda c, b: c / "gone.nc"), ("gone.nc", "no such")),
+    Case("nc_missing_file", "drivers", driver_case("tas", lambda c, b: c / "gone.nc"), ("gone.nc", "not found")),
     Case("nc_wrong_variable", "drivers", driver_case("tas", _nc_wrong_var), ("tas.nc", "'tas'", "temperature")),
     Case("nc_all_nan", "drivers", driver_case("tas", _nc_nan), ("tas.nc", "'tas'", "no valid")),
     Case("nc_years_outside", "drivers", driver_case("tas", _nc_years), ("tas.nc", "2000")),
