@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from soilresp import io, stats
+from soilresp import cf, io, stats
 from soilresp.biomes import REGION_NAMES
 from soilresp.errors import input_error
 
@@ -140,7 +140,7 @@ def run(ctx) -> None:
         out[f"p_trend_{n}"] = dt["p"].astype(np.float32)
         out[f"slope_{n}"] = dt["slope"].astype(np.float32)
         out[f"slope_{n}"].attrs = {"long_name": f"Theil-Sen slope of {n}",
-                                   "units": f"({cube[n].attrs.get('units', '1')}) yr-1"}
+                                   "units": cf.per_year(cube[n].attrs.get("units", "1"))}
     if fdr:  # Benjamini-Hochberg on every map, chunked two-pass (never holds a map)
         for key in [k for k in out.data_vars if k.startswith("p_")]:
             rej, q = stats.xr_fdr_bh(out[key], alpha)
