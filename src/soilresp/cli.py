@@ -140,7 +140,10 @@ def run(
         if scheduler:
             cfg = cfg.model_copy(update={"run": cfg.run.model_copy(update={"scheduler": scheduler})})
         with _progress() as (progress, on_stage), compute_context(cfg.run.scheduler, cfg.run.workers):
-            done = run_all(Context(cfg, progress), stage or None, force=force, on_stage=on_stage)
+            ctx = Context(cfg, progress)
+            done = run_all(ctx, stage or None, force=force, on_stage=on_stage)
+    for note in ctx.notes:
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
     console.print(f"outputs in {cfg.output_dir}: " + ", ".join(f"{k} {v}" for k, v in done.items()))
 
 

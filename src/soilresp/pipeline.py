@@ -53,6 +53,14 @@ class Context:
     cfg: Config
     progress: Progress = _noop
     _prov: dict = _dc_field(default_factory=dict, repr=False)
+    #: one-line messages of this run (e.g. tallied fitting warnings), in order
+    notes: list = _dc_field(default_factory=list)
+
+    def note(self, stage: str, message: str) -> None:
+        """Record a one-line message: kept in ``notes`` (the CLI prints them at the end)
+        and appended to ``<output_dir>/.soilresp/log.jsonl``."""
+        self.notes.append(f"{stage}: {message}")
+        _log(self.cfg, stage, "note", message=message)
 
     @property
     def out(self) -> Path:
@@ -287,13 +295,14 @@ def run_stage(ctx: Context, name: str, *, force: bool = False) -> str:
     return "ran"
 
 
-def _log(cfg: Config, stage: str, event: str) -> None:
+def _log(cfg: Config, stage: str, event: str, **extra) -> None:
     """Append one line to ``<output_dir>/.soilresp/log.jsonl`` (run history; not an output)."""
     import os
 
     p = cfg.output_dir / ".soilresp" / "log.jsonl"
     p.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps({"time": time.time(), "pid": os.getpid(), "stage": stage, "event": event})
+    line = json.dumps({"time": time.time(), "pid": os.getpid(), "stage": stage, "event": event,
+                       **extra})
     with open(p, "a", encoding="utf-8") as f:
         f.write(line + "\n")
 

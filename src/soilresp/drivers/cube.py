@@ -138,6 +138,8 @@ def _store(tmp: Path, ds: xr.Dataset, first: bool, report: Callable[[float], Non
     several files) would otherwise let the scheduler hold results of many input blocks
     while it waits for the rechunk that consumes them.
     """
+    from soilresp import io
+
     for v in ds.variables.values():
         v.encoding.pop("chunks", None)
         v.encoding.pop("preferred_chunks", None)
