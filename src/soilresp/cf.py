@@ -14,6 +14,7 @@ does for its carbon fluxes ("kg m-2 s-1", "expressed as carbon").
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 import numpy as np
@@ -49,7 +50,7 @@ _KNOWN: dict[str, tuple[str, str | None, str | None]] = {
     "cell_area": ("grid cell area on the WGS84 ellipsoid", "m2", "cell_area"),
     "tas": ("annual mean air temperature", None, "air_temperature"),
     "tas_mean": ("mean annual air temperature over the run's years", None, "air_temperature"),
-    "pr": ("annual precipitation", None, "lwe_thickness_of_precipitation_amount"),
+    "pr": ("annual precipitation", None, "lwe_precipitation_rate"),
     "gpp": ("annual gross primary productivity (carbon)", None,
             "gross_primary_productivity_of_biomass_expressed_as_carbon"),
     "ndvi": ("normalized difference vegetation index", "1", "normalized_difference_vegetation_index"),
@@ -87,7 +88,7 @@ def cf_units(units: str | None) -> str:
     u = "" if units is None else str(units).strip()
     if u in _UNIT_FIXES:
         return _UNIT_FIXES[u]
-    return u.replace("g C ", "g ").replace("gC ", "g ")
+    return re.sub(r"(?<![A-Za-z])(k?g) ?C(?![A-Za-z])", r"\1", u)  # "g C m-2" -> "g m-2"
 
 
 def per_year(units: str | None) -> str:

@@ -70,6 +70,10 @@ def to_netcdf(src: Path, dest: Path) -> Path:
     ds.attrs["Conventions"] = "CF-1.10"
     ds.attrs.setdefault("title", f"soilresp {Path(src).stem}")
     ds.attrs.setdefault("source", "soilresp")
+    from soilresp import __version__
+
+    stamp = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    ds.attrs["history"] = f"{stamp}: soilresp {__version__} export {Path(src).name} -> NetCDF"
     for v in list(ds.data_vars):
         if ds[v].dtype == bool:
             ds[v] = ds[v].astype(np.int8).assign_attrs(
