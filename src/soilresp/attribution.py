@@ -103,8 +103,13 @@ def run(ctx) -> None:
     cube = io.open_zarr(ctx.path("drivers", "drivers.zarr"))
     missing = [n for n in names if n not in cube]
     if missing:
-        raise input_error(ctx.path("drivers", "drivers.zarr"),
-                          "attribution driver not in the driver cube", column=missing[0])
+        from soilresp.errors import ConfigError
+
+        have = ", ".join(sorted(v for v in cube.data_vars if "_" not in str(v)))
+        raise ConfigError(
+            f"config [attribution] drivers: '{missing[0]}' is "
+            f"no [[drivers.sources]] variable (the cube has: {have}); add that source or "
+            "remove it from [attribution] drivers")
     rs = io.open_zarr(ctx.path("product", "rs.zarr"), ["rs"])["rs"]
     bio = io.open_zarr(ctx.path("biomes", "biomes.zarr"), ["region", "cell_area"])
     region, area = bio["region"], bio["cell_area"]
