@@ -287,7 +287,7 @@ def test_report_renders_in_headless_chromium_without_missing_images(report, tmp_
 
 
 def test_find_config_prefers_the_config_that_made_the_outputs(small_demo):
-    from soilresp.report import find_config
+    from soilresp.pipeline import find_config
 
     out = small_demo[0]
     decoy = out / "aaa-decoy.toml"  # sorts first; same output_dir, other model settings

@@ -183,16 +183,19 @@ def report_cmd(
     if bad:
         raise typer.BadParameter(f"unknown figure format {bad[0]!r}; use png, svg or pdf", param_hint="--formats")
     with _errors():
-        cfg = None
         if path.is_file():
             from soilresp.config import load_config
 
-            cfg = load_config(path)
+            cfg, cfg_path = load_config(path), path
             run_dir = cfg.output_dir
         else:
+            from soilresp.pipeline import find_config
+
             run_dir = path
+            cfg_path, cfg = find_config(run_dir) if path.is_dir() else (None, None)
         with _progress() as (progress, _):
-            html_path = write_report(run_dir, out, config=cfg, formats=fmts, progress=progress)
+            html_path = write_report(run_dir, out, config=cfg, config_path=cfg_path, formats=fmts,
+                                     progress=progress)
     summary = json.loads((html_path.parent / "report.json").read_text())
     for note in summary["absent"]:
         console.print(f"[yellow]absent:[/] {note}", highlight=False)

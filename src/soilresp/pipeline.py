@@ -342,9 +342,28 @@ def check_writable(folder: Path) -> None:
 
 
 # ------------------------------------------------------------------ dask scheduler
+def active_client():
+    """dask.distributed's current default client, or None (distributed not imported, or no
+    client started)."""
+    import sys
+
+    if "distributed" not in sys.modules:
+        return None
+    from distributed import default_client
+
+    try:
+        return default_client()
+    except ValueError:
+        return None
+
+
 @contextlib.contextmanager
-def compute_context(scheduler: str = "threads", workers: int = 2):
+def compute_context(scheduler: str = "threads", workers: int = 2, client=None):
     """Where dask work runs: local threads, a new LocalCluster, or an existing cluster.
+
+    ``client``: a ``distributed.Client`` to use whatever ``scheduler`` says. With the default
+    ``scheduler="threads"``, a client the user already started (dask's default client, e.g.
+    in a notebook) is used instead of local threads; ``"synchronous"`` always runs locally.
 
     Rechunks use dask's task-based method on every scheduler, so a cluster builds the same
     graph as local threads (with a distributed client dask would otherwise pick its
@@ -354,6 +373,12 @@ def compute_context(scheduler: str = "threads", workers: int = 2):
     import dask
 
     same_graph = {"array.rechunk.method": "tasks"}
+    if client is None and scheduler == "threads":
+        client = active_client()
+    if client is not None:
+        with dask.config.set(scheduler=client, **same_graph):
+            yield client
+        return
     if scheduler in ("threads", "synchronous"):
         with dask.config.set(scheduler=scheduler, **same_graph):
             yield None
@@ -473,7 +498,39 @@ def _attribution(ctx: Context) -> None:
 def _report(ctx: Context) -> None:
     from soilresp import report
 
-    report.write_report(ctx.out, ctx.out / "report", config=ctx.cfg, progress=ctx.progress)
+    path, found = find_config(ctx.out)
+    if found is None or dump_config(found) != dump_config(ctx.cfg):
+        path = None  # the file beside the run is not the config of this run
+    report.write_report(ctx.out, ctx.out / "report", config=ctx.cfg, config_path=path,
+                        progress=ctx.progress)
+
+
+# ------------------------------------------------------------------ config discovery
+def find_config(run_dir: Path) -> tuple[Path | None, Config | None]:
+    """The TOML config whose ``output_dir`` is ``run_dir`` (beside or inside it).
+
+    When several qualify, the one under which most stages are fresh (their manifest key equals
+    the key the config gives) wins, i.e. the config that produced the outputs.
+    """
+    from soilresp.config import load_config
+
+    run_dir = Path(run_dir).resolve()
+    cands = [run_dir / n for n in ("config.toml", "soilresp.toml")] + sorted(run_dir.glob("*.toml")) + sorted(
+        run_dir.parent.glob("*.toml"))
+    best, best_score = (None, None), -1
+    for p in dict.fromkeys(cands):
+        if not p.is_file():
+            continue
+        try:
+            cfg = load_config(p)
+        except SoilrespError:
+            continue
+        if cfg.output_dir.resolve() != run_dir:
+            continue
+        score = sum(is_fresh(cfg, s) for s in STAGES.values() if s.name != "report")
+        if score > best_score:
+            best, best_score = (p, cfg), score
+    return best
 
 
 STAGES: dict[str, Stage] = {s.name: s for s in [

@@ -57,36 +57,6 @@ nav ul{columns:2;font-size:.95em}
 """
 
 
-# ------------------------------------------------------------------ config discovery
-def find_config(run_dir: Path) -> tuple[Path | None, Any]:
-    """The TOML config whose ``output_dir`` is ``run_dir`` (beside or inside it).
-
-    When several qualify, the one under which most stages are fresh (their manifest key equals
-    the key the config gives) wins, i.e. the config that produced the outputs.
-    """
-    from soilresp.config import load_config
-    from soilresp.errors import SoilrespError
-    from soilresp.pipeline import STAGES, is_fresh
-
-    run_dir = Path(run_dir).resolve()
-    cands = [run_dir / n for n in ("config.toml", "soilresp.toml")] + sorted(run_dir.glob("*.toml")) + sorted(
-        run_dir.parent.glob("*.toml"))
-    best, best_score = (None, None), -1
-    for p in dict.fromkeys(cands):
-        if not p.is_file():
-            continue
-        try:
-            cfg = load_config(p)
-        except SoilrespError:
-            continue
-        if cfg.output_dir.resolve() != run_dir:
-            continue
-        score = sum(is_fresh(cfg, s) for s in STAGES.values() if s.name != "report")
-        if score > best_score:
-            best, best_score = (p, cfg), score
-    return best
-
-
 # ------------------------------------------------------------------ small HTML helpers
 def _esc(s: Any) -> str:
     return html.escape(str(s))
@@ -209,14 +179,9 @@ def _recovery(run_dir: Path) -> str:
     return "\n".join(parts)
 
 
-def _config_section(run_dir: Path, config) -> tuple[str, dict | None]:
+def _config_section(config, path: Path | None) -> tuple[str, dict | None]:
     from soilresp.config import dump_config
 
-    path, found = find_config(run_dir)
-    if config is None:
-        config = found
-    elif found is not None and dump_config(found) != dump_config(config):
-        path = None  # the file beside the run is not the config this report was asked for
     if config is None:
         return ("<h2 id='config'>Configuration</h2><p class='note'>No configuration file whose "
                 "<code>output_dir</code> is this run folder was found beside it; the provenance below "
@@ -276,7 +241,7 @@ def _provenance_section(run_dir: Path) -> str:
 
 # ------------------------------------------------------------------ main entry
 def write_report(run_dir: str | Path, out_dir: str | Path | None = None, *, config=None,
-                 formats: tuple[str, ...] = ("png", "svg"), progress: Callable[[str, int, int], None] | None = None,
+                 config_path: str | Path | None = None, formats: tuple[str, ...] = ("png", "svg"), progress: Callable[[str, int, int], None] | None = None,
                  ) -> Path:
     """Draw every figure, export every table and write ``<out_dir>/report.html``.
 
@@ -285,8 +250,9 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None, *, conf
     run_dir : a run's output folder (the config's ``output_dir``).
     out_dir : where figures (``<name>.png`` and the other ``formats``), tables (``<name>.csv``)
         and ``report.html`` go; default ``run_dir/report``.
-    config : the :class:`~soilresp.config.Config` of the run, if known; otherwise the TOML
-        beside the run folder whose ``output_dir`` is ``run_dir`` is shown.
+    config : the :class:`~soilresp.config.Config` of the run, if known (the report does not
+        look for one: :func:`soilresp.pipeline.find_config` does, for the CLI and the stage).
+    config_path : the TOML file of ``config``, shown verbatim when given.
     formats : figure file formats; PNG is always written (it is embedded in the HTML).
 
     Also writes ``report.json`` (figure and table files, absent parts) and ``config.json``.
@@ -351,7 +317,7 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None, *, conf
                         + _html_table(df))
     progress("report", total, total)
 
-    cfg_html, dumped = _config_section(run_dir, config)
+    cfg_html, dumped = _config_section(config, Path(config_path) if config_path else None)
     if dumped is not None:
         io.write_json(out_dir / "config.json", dumped)
     recovery = _recovery(run_dir)
