@@ -176,13 +176,16 @@ def report_cmd(
 ):
     """Figures (the paper's Figs 1-6 and S2), tables S2-S4 and the field cascade (CSV), and one
     self-contained HTML report of a run; parts whose stage did not run are listed, not fatal."""
-    from soilresp.report import write_report
+    from soilresp.pipeline import need_extra
 
     fmts = tuple(f.strip().lower() for f in formats.split(",") if f.strip())
     bad = [f for f in fmts if f not in ("png", "svg", "pdf")]
     if bad:
         raise typer.BadParameter(f"unknown figure format {bad[0]!r}; use png, svg or pdf", param_hint="--formats")
     with _errors():
+        need_extra("matplotlib", "report", "soilresp report")
+        from soilresp.report import write_report
+
         if path.is_file():
             from soilresp.config import load_config
 

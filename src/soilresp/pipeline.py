@@ -383,6 +383,7 @@ def compute_context(scheduler: str = "threads", workers: int = 2, client=None):
         with dask.config.set(scheduler=scheduler, **same_graph):
             yield None
         return
+    need_extra("distributed", "cluster", f"[run] scheduler = {scheduler!r}")
     from distributed import Client, LocalCluster
 
     if scheduler == "local-cluster":
@@ -495,7 +496,16 @@ def _attribution(ctx: Context) -> None:
     attribution.run(ctx)
 
 
+def need_extra(module: str, extra: str, what: str) -> None:
+    """Raise a one-line error when an optional dependency is not installed."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise SoilrespError(f"{what} needs {module}: pip install 'soilresp[{extra}]'")
+
+
 def _report(ctx: Context) -> None:
+    need_extra("matplotlib", "report", "the report stage")
     from soilresp import report
 
     path, found = find_config(ctx.out)

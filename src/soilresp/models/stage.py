@@ -70,7 +70,22 @@ def warning_lines(counts: Counter) -> list[str]:
     return [f"{label.strip()}: {n} x {cat}" for (label, cat), n in sorted(counts.items())]
 
 
+def _check_extras(families) -> None:
+    """The machine-learning families need the [ml] extra (skops files, quantile forests)."""
+    import importlib.util
+
+    from soilresp.errors import ConfigError
+
+    ml = [f for f in families if f != "nls"]
+    need = (["skops"] if ml else []) + (["quantile_forest"] if "qrf" in ml else [])
+    for mod in need:
+        if importlib.util.find_spec(mod) is None:
+            raise ConfigError(f"config [models] families: {', '.join(ml)} need {mod}: "
+                              "pip install 'soilresp[ml]' (or keep families = [\"nls\"])")
+
+
 def run(ctx) -> None:
+    _check_extras(ctx.cfg.models.families)
     src = ctx.path("sites", "training.parquet")
     tab = io.read_table(src, ["rs", "site_id", "biome"])
     try:

@@ -137,11 +137,15 @@ def _class_nodata(classes: dict[int, str], attrs: dict, dtype) -> int:
     return 0 if 0 not in classes else int(np.iinfo(dtype).min)
 
 
-def _colours(codes: list[int]) -> dict[int, tuple[int, int, int, int]]:
-    import matplotlib
+# matplotlib's "tab20" (qualitative, distinguishable), without importing matplotlib
+_TAB20 = ("1f77b4", "aec7e8", "ff7f0e", "ffbb78", "2ca02c", "98df8a", "d62728", "ff9896",
+          "9467bd", "c5b0d5", "8c564b", "c49c94", "e377c2", "f7b6d2", "7f7f7f", "c7c7c7",
+          "bcbd22", "dbdb8d", "17becf", "9edae5")
 
-    cmap = matplotlib.colormaps["tab20"]
-    return {c: tuple(int(255 * x) for x in cmap(k % 20)[:3]) + (255,) for k, c in enumerate(codes)}
+
+def _colours(codes: list[int]) -> dict[int, tuple[int, int, int, int]]:
+    return {c: tuple(int(_TAB20[k % 20][i:i + 2], 16) for i in (0, 2, 4)) + (255,)
+            for k, c in enumerate(codes)}
 
 
 def _layer_to_cog(da: xr.DataArray, dest: Path) -> Path:
