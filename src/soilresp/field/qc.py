@@ -3,8 +3,8 @@
 Checks, all offline:
 
 * coordinates present and inside +-90 / +-180 degrees;
-* on land: the packaged 0.1-degree mask (:mod:`soilresp.landmask`, from the 1 km GLOBE mask
-  of ``global-land-mask``; lakes count as land); a site
+* on land: the 1 km GLOBE mask of ``global-land-mask``, packaged compactly
+  (:mod:`soilresp.landmask`; lakes count as land); a site
   counts as on land when the point itself or any point at ``tolerance`` or half of it in
   the 8 compass directions is land, so coastal sites with coarse coordinates pass;
 * near the stated country: distance to the Natural Earth 1:110m outline of the country
@@ -41,8 +41,8 @@ def in_range(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
 def on_land(lat: np.ndarray, lon: np.ndarray, tolerance_deg: float = 0.1) -> np.ndarray:
     """True where the point, or a point within ``tolerance_deg`` (8 directions, 2 radii), is land.
 
-    Uses the packaged 0.1-degree mask (:func:`soilresp.landmask.is_land`, from the 1 km
-    GLOBE mask of ``global-land-mask``). Points out of range give False.
+    Uses the packaged 1 km GLOBE mask (:func:`soilresp.landmask.is_land`: the answers of
+    ``global_land_mask.globe.is_land`` without its ~940 MB). Points out of range give False.
     """
     from soilresp.landmask import is_land
 
