@@ -67,3 +67,16 @@ def test_section_hash_changes_only_with_section():
     c = config_from_dict({"product": {"mc_samples": 10}})
     assert c.section_hash("product.region_bounds") == a.section_hash("product.region_bounds")
     assert c.section_hash("product") != a.section_hash("product")
+
+
+def test_example_config_is_consistent_across_sections():
+    """Every variable another section names is a [[drivers.sources]] variable (issue 18: the
+    example passed --check, then died at attribution on 'spei')."""
+    import tomllib
+
+    doc = tomllib.loads(EXAMPLE_TOML)
+    have = {s["variable"] for s in doc["drivers"]["sources"]}
+    used = set(doc["attribution"]["drivers"]) | {doc["product"]["region_temperature"]}
+    for k in ("temperature", "moisture", "productivity"):
+        used |= set(doc["models"].get(k, []))
+    assert used <= have, used - have

@@ -67,7 +67,7 @@ PINNED = {
 
 @pytest.fixture(scope="module")
 def table():
-    from soilresp.models.srdb_covariates import srdb_training_table
+    from soilresp.field.covariates import srdb_training_table
 
     d = SHARED_DATA
     return srdb_training_table(d / "srdb" / "srdb-data_v20200220.csv",
@@ -86,7 +86,7 @@ def test_training_table(table):
 
 def test_skill_table_reproduced(table):
     from soilresp.models import fit_biomes
-    from soilresp.models.srdb_covariates import UNITS, models_config
+    from soilresp.field.covariates import UNITS, models_config
 
     res = fit_biomes(table, models_config(families=["nls", "svr"]), seed=42, units=UNITS)
     sk = res.skill.set_index(["biome", "family", "form"])

@@ -43,7 +43,7 @@ def test_every_stage_output_honours_its_contract(small_demo):
     assert cube["lat"].attrs["units"] == "degrees_north" and np.all(np.diff(cube["lat"].values) > 0)
     assert {"tas_mam", "tas_jja", "lst_diff", "et_pet"} <= set(cube.data_vars)
     rs = io.open_zarr(run / "product" / "rs.zarr")
-    assert rs["rs"].dims == ("year", "lat", "lon") and rs["rs"].attrs["units"] == "g C m-2 yr-1"
+    assert rs["rs"].dims == ("year", "lat", "lon") and rs["rs"].attrs["units"] == "g m-2 yr-1"
     prov = io.read_provenance(run / "product" / "rs.zarr")
     assert prov["stage"] == "product" and prov["seed"] == 7 and prov["inputs"] == {}
     dprov = io.read_provenance(run / "drivers" / "drivers.zarr")

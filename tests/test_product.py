@@ -77,7 +77,7 @@ def test_prediction_per_family_with_intervals():
     assert np.all(lo[:, q] <= hi[:, q]) and np.all(np.isfinite(lo[:, q]))
     assert np.mean((rs[:, q] >= lo[:, q]) & (rs[:, q] <= hi[:, q])) > 0.9
     assert np.all(np.isnan(lo[:, b == 1]))
-    assert ds["rs"].attrs["units"] == "g C m-2 yr-1" and ds["rs_lo"].attrs["quantile"] == 0.025
+    assert ds["rs"].attrs["units"] == "g m-2 yr-1" and ds["rs_lo"].attrs["quantile"] == 0.025
     assert "none nls rf svr ann qrf" == ds["model_family"].attrs["flag_meanings"]
     # no interval layers without a quantile forest
     ds2 = predict_dataset(cube, bio["biome"], _models(tr, ("nls", "rf", "rf")))

@@ -28,8 +28,13 @@ def test_export_netcdf_and_cog(tmp_path):
     assert res.exit_code == 0, res.output
     nc = xr.open_dataset(tmp_path / "rs.nc")
     np.testing.assert_array_equal(nc["rs"].values, ds["rs"].values)
-    assert nc["rs"].attrs["units"] == "g C m-2 yr-1" and nc["rs"].attrs["grid_mapping"] == "crs"
-    assert nc.attrs["Conventions"] == "CF-1.10" and "crs_wkt" in nc["crs"].attrs
+    # CF: a UDUNITS unit (carbon named in the comment), a WKT2 grid mapping, a time axis
+    assert nc["rs"].attrs["units"] == "g m-2 yr-1" and "carbon" in nc["rs"].attrs["comment"]
+    assert nc["rs"].attrs["grid_mapping"] == "spatial_ref"
+    assert nc.attrs["Conventions"] == "CF-1.10"
+    assert nc["spatial_ref"].attrs["crs_wkt"].startswith("GEOGCRS[")
+    assert list(nc["time"].dt.year.values) == [2000, 2001, 2002] and nc["rs"].dims[0] == "time"
+    assert nc["model_family"].attrs["flag_values"].dtype == np.int8
     assert nc["model_family"].attrs["flag_meanings"].startswith("none nls")
     res = runner.invoke(app, ["export", str(path), "--format", "cog", "--out", str(tmp_path / "cog"),
                               "--variable", "rs", "--variable", "biome"])

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from soilresp import io, stats
+from soilresp import cf, io, stats
 from soilresp.biomes import REGION_NAMES
 from soilresp.errors import input_error
 
@@ -103,8 +103,13 @@ def run(ctx) -> None:
     cube = io.open_zarr(ctx.path("drivers", "drivers.zarr"))
     missing = [n for n in names if n not in cube]
     if missing:
-        raise input_error(ctx.path("drivers", "drivers.zarr"),
-                          "attribution driver not in the driver cube", column=missing[0])
+        from soilresp.errors import ConfigError
+
+        have = ", ".join(sorted(v for v in cube.data_vars if "_" not in str(v)))
+        raise ConfigError(
+            f"config [attribution] drivers: '{missing[0]}' is "
+            f"no [[drivers.sources]] variable (the cube has: {have}); add that source or "
+            "remove it from [attribution] drivers")
     rs = io.open_zarr(ctx.path("product", "rs.zarr"), ["rs"])["rs"]
     bio = io.open_zarr(ctx.path("biomes", "biomes.zarr"), ["region", "cell_area"])
     region, area = bio["region"], bio["cell_area"]
@@ -116,11 +121,12 @@ def run(ctx) -> None:
 
     ctx.progress("attribution", 1, 4)
     rs = rs.chunk({"year": -1})
-    pcs, dfs = {}, {}
+    pcs, dfs, controls = {}, {}, {}
     for call, report in control_groups(names, a.cover_controls):
         pc = stats.xr_partial_corr(rs, {n: cube[n] for n in call}, dim="year")
         for n in report:
             pcs[n], dfs[n] = pc, int(pc.attrs.get("df", -1))
+            controls[n] = [c for c in call if c != n]
     pc = pcs[names[0]]
     out = xr.Dataset()
     for n in names:
@@ -129,7 +135,8 @@ def run(ctx) -> None:
             keep = cube[n].mean("year") > _cover_threshold(cube[n], a.cover_threshold)
             r, p = r.where(keep), p.where(keep)
         out[f"r_{n}"], out[f"p_{n}"] = r.astype(np.float32), p.astype(np.float32)
-        out[f"r_{n}"].attrs = out[f"p_{n}"].attrs = {"df": dfs[n]}
+        out[f"r_{n}"].attrs = out[f"p_{n}"].attrs = {
+            "df": dfs[n], "n_controls": len(controls[n]), "controls": " ".join(controls[n])}
     out.attrs.update({"df": int(pc.attrs.get("df", -1)), "critical_r": float(pc.attrs.get("critical_r", np.nan)),
                       "cover_threshold": a.cover_threshold, "fdr": int(fdr),
                       "cover_controls": a.cover_controls,
@@ -140,7 +147,7 @@ def run(ctx) -> None:
         out[f"p_trend_{n}"] = dt["p"].astype(np.float32)
         out[f"slope_{n}"] = dt["slope"].astype(np.float32)
         out[f"slope_{n}"].attrs = {"long_name": f"Theil-Sen slope of {n}",
-                                   "units": f"({cube[n].attrs.get('units', '1')}) yr-1"}
+                                   "units": cf.per_year(cube[n].attrs.get("units", "1"))}
     if fdr:  # Benjamini-Hochberg on every map, chunked two-pass (never holds a map)
         for key in [k for k in out.data_vars if k.startswith("p_")]:
             rej, q = stats.xr_fdr_bh(out[key], alpha)
@@ -192,16 +199,24 @@ def run(ctx) -> None:
     cls = xr.where(valid_rs, xr.where(lc_sig, 2, 1), 0).astype(np.int8)
     cls.attrs = {"flag_values": [0, 1, 2], "flag_meanings": "no_data climate land_cover"}
     rows = []
+    # without a land-cover driver no change can be put down to land cover: the split is not
+    # assessable, and calling it "100 % climate" would be a claim the run did not test
+    reason = "" if lc else ("no land-cover driver (" + ", ".join(LAND_COVER)
+                            + ") among [attribution] drivers")
     for reg in masks:
         tot, lc_part = v[(reg, "change")], v[(reg, "change_lc")]
-        rows.append({"region": reg, "driver_class": "climate", "share": ratio(tot - lc_part, tot),
-                     "abs_change_tg": (tot - lc_part) / 1e12})
-        rows.append({"region": reg, "driver_class": "land_cover", "share": ratio(lc_part, tot),
-                     "abs_change_tg": lc_part / 1e12})
+        rows.append({"region": reg, "driver_class": "climate",
+                     "share": ratio(tot - lc_part, tot) if lc else np.nan,
+                     "abs_change_tg": (tot - lc_part) / 1e12, "assessable": bool(lc),
+                     "reason": reason})
+        rows.append({"region": reg, "driver_class": "land_cover",
+                     "share": ratio(lc_part, tot) if lc else np.nan,
+                     "abs_change_tg": lc_part / 1e12 if lc else np.nan, "assessable": bool(lc),
+                     "reason": reason})
         for n in lc:
             part = v[(reg, "change_lc", n)]
             rows.append({"region": reg, "driver_class": f"land_cover:{n}", "share": ratio(part, tot),
-                         "abs_change_tg": part / 1e12})
+                         "abs_change_tg": part / 1e12, "assessable": True, "reason": ""})
     io.write_table(ctx.path("attribution", "change_shares.parquet"), pd.DataFrame(rows), ctx.prov("attribution"))
     io.write_zarr(ctx.path("attribution", "change_class.zarr"), xr.Dataset({"change_class": cls}),
                   ctx.prov("attribution"))

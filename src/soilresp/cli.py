@@ -159,7 +159,10 @@ def run(
         if scheduler:
             cfg = cfg.model_copy(update={"run": cfg.run.model_copy(update={"scheduler": scheduler})})
         with _progress() as (progress, on_stage), compute_context(cfg.run.scheduler, cfg.run.workers):
-            done = run_all(Context(cfg, progress), stage or None, force=force, on_stage=on_stage)
+            ctx = Context(cfg, progress)
+            done = run_all(ctx, stage or None, force=force, on_stage=on_stage)
+    for note in ctx.notes:
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
     console.print(f"outputs in {cfg.output_dir}: " + ", ".join(f"{k} {v}" for k, v in done.items()))
 
 
@@ -192,23 +195,29 @@ def report_cmd(
 ):
     """Figures (the paper's Figs 1-6 and S2), tables S2-S4 and the field cascade (CSV), and one
     self-contained HTML report of a run; parts whose stage did not run are listed, not fatal."""
-    from soilresp.report import write_report
+    from soilresp.pipeline import need_extra
 
     fmts = tuple(f.strip().lower() for f in formats.split(",") if f.strip())
     bad = [f for f in fmts if f not in ("png", "svg", "pdf")]
     if bad:
         raise typer.BadParameter(f"unknown figure format {bad[0]!r}; use png, svg or pdf", param_hint="--formats")
     with _errors():
-        cfg = None
+        need_extra("matplotlib", "report", "soilresp report")
+        from soilresp.report import write_report
+
         if path.is_file():
             from soilresp.config import load_config
 
-            cfg = load_config(path)
+            cfg, cfg_path = load_config(path), path
             run_dir = cfg.output_dir
         else:
+            from soilresp.pipeline import find_config
+
             run_dir = path
+            cfg_path, cfg = find_config(run_dir) if path.is_dir() else (None, None)
         with _progress() as (progress, _):
-            html_path = write_report(run_dir, out, config=cfg, formats=fmts, progress=progress)
+            html_path = write_report(run_dir, out, config=cfg, config_path=cfg_path, formats=fmts,
+                                     progress=progress)
     summary = json.loads((html_path.parent / "report.json").read_text())
     for note in summary["absent"]:
         console.print(f"[yellow]absent:[/] {note}", highlight=False)

@@ -528,7 +528,9 @@ bootstrap = 1000
 fdr = false                      # Benjamini-Hochberg over maps
 
 [attribution]                    # method step 7
-drivers = ["tas", "pr", "spei", "tc", "sv", "bg"]
+# every driver here must be a [[drivers.sources]] variable above; the paper's six are
+# ["tas", "pr", "spei", "tc", "sv", "bg"] once those sources are configured
+drivers = ["tas", "pr"]
 cover_threshold = 0.25
 cover_controls = "climate"       # tc + sv + bg = 100 %: covers control for climate only
 """

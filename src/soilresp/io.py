@@ -29,6 +29,9 @@ from soilresp import __version__
 from soilresp.errors import StageError, input_error
 
 COMPLETE_ATTR = "soilresp_complete"
+#: Zarr format of every store: v2 with consolidated metadata, the format GDAL >= 3.4 (QGIS,
+#: Debian 12's GDAL 3.6) reads; zarr-python 3 writes and reads it.
+ZARR_FORMAT = 2
 PROVENANCE_KEY = "soilresp_provenance"
 _DEPENDENCIES = (
     "numpy", "scipy", "pandas", "xarray", "dask", "zarr", "numba", "scikit-learn", "pyarrow",
@@ -256,7 +259,9 @@ def write_zarr(
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    ds = ds.copy()
+    from soilresp import cf
+
+    ds = cf.annotate(ds)
     if prov is not None:
         ds.attrs[PROVENANCE_KEY] = json.dumps(prov, sort_keys=True, default=_jsonable)
     for v in ds.variables.values():  # encodings from a source file can clash with new chunks
@@ -271,7 +276,8 @@ def write_zarr(
             shutil.rmtree(work, ignore_errors=True)
             work.mkdir(parents=True)
             # metadata + numpy-backed variables now; dask variables are left for the blocks
-            ds.to_zarr(store, mode="w", consolidated=False, compute=False)
+            ds.to_zarr(store, mode="w", consolidated=False, compute=False,
+                       zarr_format=ZARR_FORMAT)
             done.mkdir()
             write_text_atomic(keyfile, key)
         _write_blocks(ds, store, done, compute_kwargs or {})
@@ -363,10 +369,50 @@ def _store_block(block: np.ndarray, store: str, name: str, region: tuple[slice, 
 
 
 def mark_complete(path: str | Path) -> None:
-    """Set the completion attribute of a Zarr store (last step of every Zarr write)."""
+    """Set the completion attribute of a Zarr store (last step of every Zarr write), then
+    consolidate a v2 store's metadata (``.zmetadata``, read by GDAL and xarray at once)."""
     import zarr
 
     zarr.open_group(str(path), mode="r+").attrs[COMPLETE_ATTR] = True
+    if (Path(path) / ".zgroup").is_file():
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # zarr warns that v2 consolidation is not in the spec
+            zarr.consolidate_metadata(str(path))
+
+
+def annotate_store(path: str | Path) -> None:
+    """Add the CF/GDAL metadata of :func:`soilresp.cf.annotate` to a store written by other
+    means than :func:`write_zarr` (the driver cube's band-by-band writer): the grid-mapping
+    and bounds variables, and the attributes of every variable. Data are not rewritten."""
+    import zarr
+
+    from soilresp import cf
+
+    path = Path(path)
+    ds = xr.open_zarr(path, consolidated=False)
+    ann = cf.annotate(ds)
+    new = [v for v in cf.HELPER_VARS if v in ann.variables and v not in ds.variables]
+    if new:
+        ann[new].drop_vars([c for c in ("lat", "lon", "year") if c in ann[new].variables]) \
+            .to_zarr(path, mode="a", consolidated=False)
+    g = zarr.open_group(str(path), mode="r+")
+    for name, v in ann.variables.items():
+        if name in g:
+            g[name].attrs.update({k: _json_attr(a) for k, a in v.attrs.items()})
+
+
+def _json_attr(a: Any) -> Any:
+    if isinstance(a, np.ndarray):
+        return a.tolist()
+    if isinstance(a, np.generic):
+        return a.item()
+    return a
+
+
+def _consolidated(path: Path) -> bool:
+    return (path / ".zmetadata").is_file()
 
 
 def is_complete(path: str | Path) -> bool:
@@ -391,7 +437,11 @@ def open_zarr(path: str | Path, variables: list[str] | None = None) -> xr.Datase
     path = Path(path)
     if not is_complete(path):
         raise StageError(f"missing or incomplete grid: {path} (run the stage that writes it first)")
-    ds = xr.open_zarr(path, consolidated=False)
+    from soilresp import cf
+
+    ds = xr.open_zarr(path, consolidated=_consolidated(path))
+    # CF helpers (grid mapping, cell bounds) are metadata for other tools, not data
+    ds = ds.drop_vars([v for v in cf.HELPER_VARS if v in ds.variables])
     # the store's listing order is the file system's: sort so every run sees the same order
     ds = ds[sorted(ds.data_vars)]
     if variables:
@@ -402,7 +452,7 @@ def open_zarr(path: str | Path, variables: list[str] | None = None) -> xr.Datase
 
 
 def zarr_provenance(path: str | Path) -> dict[str, Any] | None:
-    ds = xr.open_zarr(path, consolidated=False)
+    ds = xr.open_zarr(path, consolidated=_consolidated(Path(path)))
     raw = ds.attrs.get(PROVENANCE_KEY)
     return json.loads(raw) if raw else None
 

@@ -53,6 +53,14 @@ class Context:
     cfg: Config
     progress: Progress = _noop
     _prov: dict = _dc_field(default_factory=dict, repr=False)
+    #: one-line messages of this run (e.g. tallied fitting warnings), in order
+    notes: list = _dc_field(default_factory=list)
+
+    def note(self, stage: str, message: str) -> None:
+        """Record a one-line message: kept in ``notes`` (the CLI prints them at the end)
+        and appended to ``<output_dir>/.soilresp/log.jsonl``."""
+        self.notes.append(f"{stage}: {message}")
+        _log(self.cfg, stage, "note", message=message)
 
     @property
     def out(self) -> Path:
@@ -285,13 +293,14 @@ def run_stage(ctx: Context, name: str, *, force: bool = False) -> str:
     return "ran"
 
 
-def _log(cfg: Config, stage: str, event: str) -> None:
+def _log(cfg: Config, stage: str, event: str, **extra) -> None:
     """Append one line to ``<output_dir>/.soilresp/log.jsonl`` (run history; not an output)."""
     import os
 
     p = cfg.output_dir / ".soilresp" / "log.jsonl"
     p.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps({"time": time.time(), "pid": os.getpid(), "stage": stage, "event": event})
+    line = json.dumps({"time": time.time(), "pid": os.getpid(), "stage": stage, "event": event,
+                       **extra})
     with open(p, "a", encoding="utf-8") as f:
         f.write(line + "\n")
 
@@ -336,9 +345,28 @@ def check_writable(folder: Path) -> None:
 
 
 # ------------------------------------------------------------------ dask scheduler
+def active_client():
+    """dask.distributed's current default client, or None (distributed not imported, or no
+    client started)."""
+    import sys
+
+    if "distributed" not in sys.modules:
+        return None
+    from distributed import default_client
+
+    try:
+        return default_client()
+    except ValueError:
+        return None
+
+
 @contextlib.contextmanager
-def compute_context(scheduler: str = "threads", workers: int = 2):
+def compute_context(scheduler: str = "threads", workers: int = 2, client=None):
     """Where dask work runs: local threads, a new LocalCluster, or an existing cluster.
+
+    ``client``: a ``distributed.Client`` to use whatever ``scheduler`` says. With the default
+    ``scheduler="threads"``, a client the user already started (dask's default client, e.g.
+    in a notebook) is used instead of local threads; ``"synchronous"`` always runs locally.
 
     Rechunks use dask's task-based method on every scheduler, so a cluster builds the same
     graph as local threads (with a distributed client dask would otherwise pick its
@@ -348,10 +376,17 @@ def compute_context(scheduler: str = "threads", workers: int = 2):
     import dask
 
     same_graph = {"array.rechunk.method": "tasks"}
+    if client is None and scheduler == "threads":
+        client = active_client()
+    if client is not None:
+        with dask.config.set(scheduler=client, **same_graph):
+            yield client
+        return
     if scheduler in ("threads", "synchronous"):
         with dask.config.set(scheduler=scheduler, **same_graph):
             yield None
         return
+    need_extra("distributed", "cluster", f"[run] scheduler = {scheduler!r}")
     from distributed import Client, LocalCluster
 
     if scheduler == "local-cluster":
@@ -464,10 +499,51 @@ def _attribution(ctx: Context) -> None:
     attribution.run(ctx)
 
 
+def need_extra(module: str, extra: str, what: str) -> None:
+    """Raise a one-line error when an optional dependency is not installed."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise SoilrespError(f"{what} needs {module}: pip install 'soilresp[{extra}]'")
+
+
 def _report(ctx: Context) -> None:
+    need_extra("matplotlib", "report", "the report stage")
     from soilresp import report
 
-    report.write_report(ctx.out, ctx.out / "report", config=ctx.cfg, progress=ctx.progress)
+    path, found = find_config(ctx.out)
+    if found is None or dump_config(found) != dump_config(ctx.cfg):
+        path = None  # the file beside the run is not the config of this run
+    report.write_report(ctx.out, ctx.out / "report", config=ctx.cfg, config_path=path,
+                        progress=ctx.progress)
+
+
+# ------------------------------------------------------------------ config discovery
+def find_config(run_dir: Path) -> tuple[Path | None, Config | None]:
+    """The TOML config whose ``output_dir`` is ``run_dir`` (beside or inside it).
+
+    When several qualify, the one under which most stages are fresh (their manifest key equals
+    the key the config gives) wins, i.e. the config that produced the outputs.
+    """
+    from soilresp.config import load_config
+
+    run_dir = Path(run_dir).resolve()
+    cands = [run_dir / n for n in ("config.toml", "soilresp.toml")] + sorted(run_dir.glob("*.toml")) + sorted(
+        run_dir.parent.glob("*.toml"))
+    best, best_score = (None, None), -1
+    for p in dict.fromkeys(cands):
+        if not p.is_file():
+            continue
+        try:
+            cfg = load_config(p)
+        except SoilrespError:
+            continue
+        if cfg.output_dir.resolve() != run_dir:
+            continue
+        score = sum(is_fresh(cfg, s) for s in STAGES.values() if s.name != "report")
+        if score > best_score:
+            best, best_score = (p, cfg), score
+    return best
 
 
 STAGES: dict[str, Stage] = {s.name: s for s in [

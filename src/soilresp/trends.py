@@ -36,9 +36,13 @@ def pixel_trends(rs: xr.DataArray, *, alpha: float, slight_alpha: float, min_yea
         ds["significant"] = ds["p"] < alpha
     ds["significant"].attrs = {"long_name": "significant trend" + (
         f" (Benjamini-Hochberg FDR {alpha})" if fdr else f" (Mann-Kendall p < {alpha})")}
-    units = rs.attrs.get("units", "")
-    ds["slope"].attrs["units"] = f"({units}) yr-1"
+    from soilresp import cf
+
+    units = cf.cf_units(rs.attrs.get("units"))
+    for f in ("slope", "slope_lo", "slope_hi"):
+        ds[f].attrs["units"] = cf.per_year(units)
     ds["net_change"].attrs["units"] = units
+    ds["intercept"].attrs["units"] = units
     ds.attrs["comment"] = (f"Mann-Kendall two-sided (tie-corrected) with Theil-Sen slope; alpha={alpha}, "
                            f"fdr={fdr}; Huang et al. 2020 Fig 2B")
     return ds

@@ -115,6 +115,7 @@ def write_cube(path: Path, sources: list[DriverSource], grid: Grid, years: tuple
 
             zarr.open_group(str(tmp), mode="r+").attrs[io.PROVENANCE_KEY] = json.dumps(
                 prov, sort_keys=True, default=str)
+        io.annotate_store(tmp)
         io.mark_complete(tmp)
         io._replace(tmp, path)
     except BaseException:
@@ -136,13 +137,15 @@ def _store(tmp: Path, ds: xr.Dataset, first: bool, report: Callable[[float], Non
     several files) would otherwise let the scheduler hold results of many input blocks
     while it waits for the rechunk that consumes them.
     """
+    from soilresp import io
+
     for v in ds.variables.values():
         v.encoding.pop("chunks", None)
         v.encoding.pop("preferred_chunks", None)
     data = ds.drop_vars(["year", "lat", "lon"])
     # metadata (and, for the first source, the coordinates) now; the data band by band
     if first:
-        ds.to_zarr(tmp, mode="w", consolidated=False, compute=False)
+        ds.to_zarr(tmp, mode="w", consolidated=False, compute=False, zarr_format=io.ZARR_FORMAT)
     else:
         data.to_zarr(tmp, mode="a", consolidated=False, compute=False)
     lat_chunks = ds.chunks["lat"]

@@ -3,7 +3,8 @@
 Checks, all offline:
 
 * coordinates present and inside +-90 / +-180 degrees;
-* on land: :mod:`global_land_mask` (1 km GLOBE-based mask, lakes count as land); a site
+* on land: the 1 km GLOBE mask of ``global-land-mask``, packaged compactly
+  (:mod:`soilresp.landmask`; lakes count as land); a site
   counts as on land when the point itself or any point at ``tolerance`` or half of it in
   the 8 compass directions is land, so coastal sites with coarse coordinates pass;
 * near the stated country: distance to the Natural Earth 1:110m outline of the country
@@ -40,9 +41,10 @@ def in_range(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
 def on_land(lat: np.ndarray, lon: np.ndarray, tolerance_deg: float = 0.1) -> np.ndarray:
     """True where the point, or a point within ``tolerance_deg`` (8 directions, 2 radii), is land.
 
-    Uses :func:`global_land_mask.globe.is_land`. Points out of range give False.
+    Uses the packaged 1 km GLOBE mask (:func:`soilresp.landmask.is_land`: the answers of
+    ``global_land_mask.globe.is_land`` without its ~940 MB). Points out of range give False.
     """
-    from global_land_mask import globe
+    from soilresp.landmask import is_land
 
     lat = np.asarray(lat, float)
     lon = np.asarray(lon, float)
@@ -60,7 +62,7 @@ def on_land(lat: np.ndarray, lon: np.ndarray, tolerance_deg: float = 0.1) -> np.
     for dlat, dlon in offsets:
         qa = np.clip(la + dlat, -90.0, 90.0)
         qo = (lo + dlon + 180.0) % 360.0 - 180.0
-        land |= np.asarray(globe.is_land(qa, qo), bool)
+        land |= np.asarray(is_land(qa, qo), bool)
         if land.all():
             break
     out[ok] = land

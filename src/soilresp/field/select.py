@@ -50,7 +50,7 @@ RULES: dict[str, str] = {
     "study_period": "calendar year of Study_midyear inside the analysis period",
     "ecosystem_type": "ecosystem type not in the excluded list (SRDB Ecosystem_type)",
     "coordinates_valid": "latitude/longitude present and within +-90/+-180 degrees",
-    "coordinates_on_land": "site on land (global-land-mask, coastal tolerance)",
+    "coordinates_on_land": "site on land (1 km GLOBE land mask, coastal tolerance)",
     "coordinates_in_country": "site not inside another country far from its stated one",
     "rs_plausible": "annual Rs inside the plausible range",
     "average_site_year_vegetation": "records of one site, year and vegetation averaged",

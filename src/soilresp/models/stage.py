@@ -14,6 +14,10 @@ Reads ``sites/training.parquet``; writes ``models/biome_XX.json`` (+ ``.skops``)
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+from collections import Counter
+
 from soilresp import io
 from soilresp.config import BIOMES
 from soilresp.errors import input_error
@@ -29,14 +33,70 @@ def _driver_units(ctx) -> dict:
     return {v: str(cube[v].attrs.get("units", "")) for v in cube.data_vars}
 
 
+#: Warnings of the numerical fits that are tallied instead of printed one by one.
+_TALLIED = ("ConvergenceWarning", "OptimizeWarning", "RuntimeWarning", "FitFailedWarning")
+
+
+@contextlib.contextmanager
+def tally_warnings(progress):
+    """Count the fitting warnings (scikit-learn ``ConvergenceWarning``, scipy
+    ``OptimizeWarning``, numpy overflow ``RuntimeWarning``) per biome and family instead of
+    printing hundreds of lines. Yields ``(progress, counts)``: the wrapped progress callback
+    (its last label names the biome being fitted) and a Counter of (label, category).
+    Warnings raised in worker processes (``[models] n_jobs`` > 1) are counted by nobody."""
+    counts: Counter = Counter()
+    current = ["models"]
+
+    def prog(name, done, total):
+        current[0] = name
+        progress(name, done, total)
+
+    original = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if category.__name__ in _TALLIED:
+            counts[(current[0], category.__name__)] += 1
+        else:
+            original(message, category, filename, lineno, file, line)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = show
+        yield prog, counts
+
+
+def warning_lines(counts: Counter) -> list[str]:
+    """One line per biome/family and warning type: '<label>: <n> x <Category>'."""
+    return [f"{label.strip()}: {n} x {cat}" for (label, cat), n in sorted(counts.items())]
+
+
+def _check_extras(families) -> None:
+    """The machine-learning families need the [ml] extra (skops files, quantile forests)."""
+    import importlib.util
+
+    from soilresp.errors import ConfigError
+
+    ml = [f for f in families if f != "nls"]
+    need = (["skops"] if ml else []) + (["quantile_forest"] if "qrf" in ml else [])
+    for mod in need:
+        if importlib.util.find_spec(mod) is None:
+            raise ConfigError(f"config [models] families: {', '.join(ml)} need {mod}: "
+                              "pip install 'soilresp[ml]' (or keep families = [\"nls\"])")
+
+
 def run(ctx) -> None:
+    _check_extras(ctx.cfg.models.families)
     src = ctx.path("sites", "training.parquet")
     tab = io.read_table(src, ["rs", "site_id", "biome"])
     try:
-        res = fit_biomes(tab, ctx.cfg.models, seed=ctx.cfg.run.seed, progress=ctx.progress,
-                         units=_driver_units(ctx), biomes=BIOMES, meta={"provenance": ctx.prov("models")})
+        with tally_warnings(ctx.progress) as (prog, counts):
+            res = fit_biomes(tab, ctx.cfg.models, seed=ctx.cfg.run.seed, progress=prog,
+                             units=_driver_units(ctx), biomes=BIOMES,
+                             meta={"provenance": ctx.prov("models")})
     except KeyError as e:
         raise input_error(src, str(e.args[0])) from None
+    for line in warning_lines(counts):
+        ctx.note("models", line)
     for m in res.models.values():
         save_biome_model(ctx.out / "models", m)
     prov = ctx.prov("models")

@@ -98,8 +98,9 @@ def predict_rs(cube: xr.Dataset, biome: xr.DataArray, models: dict[int, BiomeMod
     ).transpose("year", "lat", "lon")
     rs.name = "rs"
     fams = sorted({m.family for m in models.values()})
-    rs.attrs = {"units": "g C m-2 yr-1", "long_name": "annual soil respiration",
-                "standard_name": "soil_respiration_carbon_flux",
+    from soilresp.cf import RS_UNITS
+
+    rs.attrs = {"units": RS_UNITS, "long_name": "annual soil respiration (carbon)",
                 "cell_methods": "time: sum (annual total)",
                 "comment": "per-biome models (Huang et al. 2020, method step 5) applied per pixel; "
                            f"families used: {', '.join(fams)}"}
@@ -143,6 +144,8 @@ def predict_dataset(cube: xr.Dataset, biome: xr.DataArray, models: dict[int, Bio
                     intervals: bool = True, quantiles=(0.025, 0.975)) -> xr.Dataset:
     """The ``rs.zarr`` Dataset (module docstring): ``rs``, ``biome``, ``model_family`` and,
     when a model supports intervals and ``intervals``, ``rs_lo``/``rs_hi``. Lazy."""
+    from soilresp.cf import RS_UNITS
+
     ds = xr.Dataset({"rs": predict_rs(cube, biome, models)})
     ds["biome"] = biome.astype(np.int8)
     ds["biome"].attrs = {"long_name": "biome whose model made the pixel", "units": "1",
@@ -153,7 +156,7 @@ def predict_dataset(cube: xr.Dataset, biome: xr.DataArray, models: dict[int, Bio
         if qi is not None:
             for name, q in zip(("rs_lo", "rs_hi"), qi["quantile"].values):
                 v = qi.sel(quantile=q).drop_vars("quantile")
-                v.attrs = {"units": "g C m-2 yr-1", "quantile": float(q),
+                v.attrs = {"units": RS_UNITS, "quantile": float(q),
                            "long_name": f"{float(q):g} quantile of annual soil respiration "
                                         "(quantile regression forest)",
                            "comment": "NaN where the biome's model gives no prediction interval"}

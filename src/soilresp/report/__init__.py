@@ -9,9 +9,9 @@ See ``docs/report.md``.
 """
 
 from soilresp.report._common import MissingOutput, panels, save_figure
-from soilresp.report.document import find_config, write_report
+from soilresp.report.document import write_report
 from soilresp.report.figures import FIGURES, FigureSpec
 from soilresp.report.tables import TABLES, TableSpec
 
-__all__ = ["FIGURES", "TABLES", "FigureSpec", "MissingOutput", "TableSpec", "find_config", "panels",
+__all__ = ["FIGURES", "TABLES", "FigureSpec", "MissingOutput", "TableSpec", "panels",
            "save_figure", "write_report"]

@@ -83,22 +83,8 @@ def display(da: xr.DataArray, categorical: bool = False, max_cells=MAX_MAP_CELLS
     return da.load()
 
 
-LAND_MASK_FILE = "land_mask_0p1deg.npz"
-
-
-@functools.lru_cache(maxsize=1)
-def _land_base() -> np.ndarray:
-    """Packaged 0.1-degree land mask (1800 x 3600, south to north, 180W to 180E).
-
-    Derived from the 1 km GLOBE mask of the ``global-land-mask`` package (MIT): a 0.1-degree
-    cell is land when less than half of its 1 km pixels are ocean. Shipping the 47 kB derived
-    mask avoids loading the package's 930 MB array for every report.
-    """
-    from importlib import resources
-
-    with resources.as_file(resources.files("soilresp") / "data" / LAND_MASK_FILE) as p, np.load(p) as z:
-        shape = tuple(int(v) for v in z["shape"])
-        return np.unpackbits(z["land"])[: shape[0] * shape[1]].reshape(shape).astype(bool)
+from soilresp.landmask import LAND_MASK_FILE  # noqa: E402,F401  (re-exported)
+from soilresp.landmask import land_grid as _land_base  # noqa: E402
 
 
 @functools.lru_cache(maxsize=16)

@@ -53,38 +53,9 @@ code{background:#f3f3f3;padding:0 3px}
 .note{background:#fff7d6;border:1px solid #e6c200;padding:6px 12px}
 .pass{color:#1a7f37;font-weight:bold}.fail{color:#c00;font-weight:bold}
 nav ul{columns:2;font-size:.95em}
-.wide{overflow-x:auto}
+.wide{overflow-x:auto;max-width:100%}
+.wide table{margin:0}
 """
-
-
-# ------------------------------------------------------------------ config discovery
-def find_config(run_dir: Path) -> tuple[Path | None, Any]:
-    """The TOML config whose ``output_dir`` is ``run_dir`` (beside or inside it).
-
-    When several qualify, the one under which most stages are fresh (their manifest key equals
-    the key the config gives) wins, i.e. the config that produced the outputs.
-    """
-    from soilresp.config import load_config
-    from soilresp.errors import SoilrespError
-    from soilresp.pipeline import STAGES, is_fresh
-
-    run_dir = Path(run_dir).resolve()
-    cands = [run_dir / n for n in ("config.toml", "soilresp.toml")] + sorted(run_dir.glob("*.toml")) + sorted(
-        run_dir.parent.glob("*.toml"))
-    best, best_score = (None, None), -1
-    for p in dict.fromkeys(cands):
-        if not p.is_file():
-            continue
-        try:
-            cfg = load_config(p)
-        except SoilrespError:
-            continue
-        if cfg.output_dir.resolve() != run_dir:
-            continue
-        score = sum(is_fresh(cfg, s) for s in STAGES.values() if s.name != "report")
-        if score > best_score:
-            best, best_score = (p, cfg), score
-    return best
 
 
 # ------------------------------------------------------------------ small HTML helpers
@@ -117,7 +88,22 @@ def _fmt(v: Any) -> str:
         return f"{v:.4g}" if a == 0 or 1e-3 <= a < 1e6 else f"{v:.3e}"
     if isinstance(v, (bool, np.bool_)):
         return "yes" if v else "no"
+    if isinstance(v, dict):  # never a raw Python dict in a table
+        return "; ".join(f"{k}: {_fmt(x)}" for k, x in v.items())
+    if isinstance(v, (list, tuple, np.ndarray)):
+        return ", ".join(_fmt(x) for x in v)
     return str(v)
+
+
+#: Column headers as people read them (the CSV files keep the machine names).
+_HEADERS = {
+    "biome_name": "biome", "cv_r2": "CV R²", "cv_rmse": "CV RMSE (g C m⁻² yr⁻¹)",
+    "cv_bias": "CV bias (g C m⁻² yr⁻¹)", "site_cv_r2": "site-CV R²",
+    "site_cv_rmse": "site-CV RMSE (g C m⁻² yr⁻¹)", "site_cv_bias": "site-CV bias (g C m⁻² yr⁻¹)",
+    "n": "n (site-years)", "n_sites": "sites", "stderr": "std. error", "param": "parameter",
+    "total_pg": "total (Pg C yr⁻¹)", "area_km2": "area (km²)", "share": "share",
+    "abs_change_tg": "|change| (Tg C yr⁻¹)", "fallback": "fallback rule",
+}
 
 
 def _html_table(df: pd.DataFrame, max_rows: int = 500) -> str:
@@ -125,7 +111,7 @@ def _html_table(df: pd.DataFrame, max_rows: int = 500) -> str:
     if len(df) > max_rows:
         note = f"<p class='note'>first {max_rows} of {len(df)} rows (all rows in the CSV)</p>"
         df = df.head(max_rows)
-    head = "".join(f"<th>{_esc(c)}</th>" for c in df.columns)
+    head = "".join(f"<th>{_esc(_HEADERS.get(str(c), c))}</th>" for c in df.columns)
     def cell(v) -> str:  # text left-aligned, numbers right-aligned
         num = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
         return f"<td>{_esc(_fmt(v))}</td>" if num else f"<td class='t'>{_esc(_fmt(v))}</td>"
@@ -179,9 +165,9 @@ def _recovery(run_dir: Path) -> str:
              f"<p>{_esc(rec.get('note', ''))}</p>"]
     checks = rec.get("checks", {})
     if checks:
-        parts.append("<table><tr><th>check</th><th>result</th></tr>" + "".join(
+        parts.append("<div class='wide'><table><tr><th>check</th><th>result</th></tr>" + "".join(
             f"<tr><td>{_esc(k)}</td><td class='{'pass' if v else 'fail'}'>{'PASS' if v else 'FAIL'}</td></tr>"
-            for k, v in checks.items()) + "</table>")
+            for k, v in checks.items()) + "</table></div>")
     tot = rec.get("totals", {})
     if tot:
         rows = []
@@ -200,23 +186,43 @@ def _recovery(run_dir: Path) -> str:
               "true Sen slope (Tg C/yr²)": v.get("true_sen_slope", np.nan) * 1e3, "same sign": v.get("same_sign"),
               "relative error": v.get("relative_error")} for k, v in tr.items()])))
     if rec.get("models"):
-        parts.append("<h3>Model choice</h3>" + _html_table(pd.DataFrame(rec["models"])))
+        parts.append("<h3>Model choice</h3>" + _html_table(_recovery_models(rec["models"])))
     if rec.get("attribution"):
         parts.append("<h3>Attribution in the single-cause boxes</h3>" + _html_table(pd.DataFrame(
-            [{"box": k, **{kk: vv for kk, vv in v.items() if kk != "box"}, "lat/lon bounds": v.get("box")}
+            [{"box": k.replace("_", " "),
+              **{kk.replace("_", " "): vv for kk, vv in v.items() if kk != "box"},
+              "lat / lon bounds": _box_text(v.get("box"))}
              for k, v in rec["attribution"].items()])))
     parts.append(f"<details><summary>recovery.json</summary><pre>{_esc(json.dumps(rec, indent=2))}</pre></details>")
     return "\n".join(parts)
 
 
-def _config_section(run_dir: Path, config) -> tuple[str, dict | None]:
+def _box_text(box) -> str:
+    if not isinstance(box, (list, tuple)) or len(box) != 4:
+        return _fmt(box)
+    return f"lat {box[0]:g} to {box[1]:g}, lon {box[2]:g} to {box[3]:g}"
+
+
+def _recovery_models(models: list[dict]) -> pd.DataFrame:
+    """The demo's per-biome model recovery as a table for people: one column per family's
+    best candidate, the Eq 5 predictor match spelled out."""
+    rows = []
+    for m in models:
+        row = {k: v for k, v in m.items() if k not in ("families", "predictors_match")}
+        match = m.get("predictors_match")
+        if isinstance(match, (list, tuple)):
+            row["predictors match truth"] = ", ".join(
+                f"{r} {'yes' if ok else 'no'}" for r, ok in zip(("T", "M", "P"), match))
+        for fam, b in (m.get("families") or {}).items():
+            row[f"best {fam}"] = (f"{b.get('form', '')}: CV R² {_fmt(b.get('cv_r2'))}, "
+                                  f"site-CV R² {_fmt(b.get('site_cv_r2'))}")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _config_section(config, path: Path | None) -> tuple[str, dict | None]:
     from soilresp.config import dump_config
 
-    path, found = find_config(run_dir)
-    if config is None:
-        config = found
-    elif found is not None and dump_config(found) != dump_config(config):
-        path = None  # the file beside the run is not the config this report was asked for
     if config is None:
         return ("<h2 id='config'>Configuration</h2><p class='note'>No configuration file whose "
                 "<code>output_dir</code> is this run folder was found beside it; the provenance below "
@@ -276,7 +282,7 @@ def _provenance_section(run_dir: Path) -> str:
 
 # ------------------------------------------------------------------ main entry
 def write_report(run_dir: str | Path, out_dir: str | Path | None = None, *, config=None,
-                 formats: tuple[str, ...] = ("png", "svg"), progress: Callable[[str, int, int], None] | None = None,
+                 config_path: str | Path | None = None, formats: tuple[str, ...] = ("png", "svg"), progress: Callable[[str, int, int], None] | None = None,
                  ) -> Path:
     """Draw every figure, export every table and write ``<out_dir>/report.html``.
 
@@ -285,8 +291,9 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None, *, conf
     run_dir : a run's output folder (the config's ``output_dir``).
     out_dir : where figures (``<name>.png`` and the other ``formats``), tables (``<name>.csv``)
         and ``report.html`` go; default ``run_dir/report``.
-    config : the :class:`~soilresp.config.Config` of the run, if known; otherwise the TOML
-        beside the run folder whose ``output_dir`` is ``run_dir`` is shown.
+    config : the :class:`~soilresp.config.Config` of the run, if known (the report does not
+        look for one: :func:`soilresp.pipeline.find_config` does, for the CLI and the stage).
+    config_path : the TOML file of ``config``, shown verbatim when given.
     formats : figure file formats; PNG is always written (it is embedded in the HTML).
 
     Also writes ``report.json`` (figure and table files, absent parts) and ``config.json``.
@@ -351,7 +358,7 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None, *, conf
                         + _html_table(df))
     progress("report", total, total)
 
-    cfg_html, dumped = _config_section(run_dir, config)
+    cfg_html, dumped = _config_section(config, Path(config_path) if config_path else None)
     if dumped is not None:
         io.write_json(out_dir / "config.json", dumped)
     recovery = _recovery(run_dir)

@@ -8,6 +8,7 @@ tagged ``panel:<label>`` (see :func:`~soilresp.report._common.panels`).
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -305,12 +306,21 @@ def fig5_change_shares(run_dir: Path):
     ax = panel(fig.add_subplot(gs[0]), "A")
     cmap = ListedColormap([CHANGE_COLOURS["climate"], CHANGE_COLOURS["land_cover"]])
     draw_map(ax, cc.where(cc > 0).astype(float), cmap=cmap, norm=BoundaryNorm([0.5, 1.5, 2.5], 2))
-    ax.set_title("(A) driver of the Rs change per pixel", fontsize=11)
+    assessable = "assessable" not in sh or bool(sh["assessable"].astype(bool).any())
+    ax.set_title("(A) driver of the Rs change per pixel" + (
+        "" if assessable else " (land cover not assessable)"), fontsize=11)
     ax.legend(handles=[Patch(fc=CHANGE_COLOURS["climate"], label="climate"),
                        Patch(fc=CHANGE_COLOURS["land_cover"], label="land cover (significant cover trend)"),
                        Patch(fc="0.8", label="land, no data")],
               loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=3, fontsize=8, frameon=False)
     ax = panel(fig.add_subplot(gs[1]), "B")
+    if "assessable" in sh and not sh["assessable"].astype(bool).any():
+        reason = next((r for r in sh.get("reason", []) if r), "no land-cover driver")
+        ax.axis("off")
+        ax.set_title("(B) climate vs land-cover change", fontsize=11)
+        ax.text(0.5, 0.5, "not assessable:\n" + textwrap.fill(reason, 40), ha="center",
+                va="center", fontsize=10, transform=ax.transAxes)
+        return fig
     regions = list(reversed(region_order(sh["region"])))
     types = [c for c in dict.fromkeys(sh["driver_class"]) if c.startswith("land_cover:")]
     parts = ["climate"] + (types or ["land_cover"])
@@ -384,8 +394,13 @@ def fig6_pixel_partial_corr(run_dir: Path):
             stipple(ax, s, step=max(1, s.sizes["lon"] // 150))
         n_val = int(r.notnull().sum())
         share = float(s.where(r.notnull()).mean()) * 100 if sig is not None and n_val else np.nan
-        ax.set_title(f"Rs vs {driver_label(n)}: " + (f"{share:.0f} % of {n_val} cells significant" if n_val
-                                                      else "no cell with a value"), fontsize=9.5)
+        a = ds[f"r_{n}"].attrs
+        dfn = a.get("df", ds.attrs.get("df", "?"))
+        k = a.get("n_controls")
+        ctl = f"df = {dfn}" + (f", {int(k)} control{'s' if int(k) != 1 else ''}" if k is not None else "")
+        ax.set_title(f"Rs vs {driver_label(n)} ({ctl}): " + (
+            f"{share:.0f} % of {n_val} cells significant" if n_val else "no cell with a value"),
+            fontsize=9)
     for k, ax in enumerate(axes.flat):
         if k >= len(names):
             ax.set_visible(False)
@@ -393,7 +408,11 @@ def fig6_pixel_partial_corr(run_dir: Path):
             ax.tick_params(labelbottom=False)
         if k % ncol:
             ax.tick_params(labelleft=False)
-    df = ds.attrs.get("df", "unknown")
+    fig.suptitle(f"Partial correlation of annual Rs with {len(names)} driver"
+                 f"{'s' if len(names) != 1 else ''}: " + ", ".join(driver_label(n) for n in names),
+                 fontsize=11)
+    dfs = sorted({ds[f"r_{n}"].attrs.get("df", ds.attrs.get("df")) for n in names}, key=str)
+    df = dfs[0] if len(dfs) == 1 else "per panel"
     test = (f"dots: Benjamini-Hochberg FDR q < {alpha:g} over each map" if fdr
             else f"dots: p < {alpha:g} per pixel, no FDR correction")
     cb = fig.colorbar(im, ax=axes.ravel().tolist(), orientation="horizontal", fraction=0.04, pad=0.08, aspect=50)
@@ -408,7 +427,7 @@ class FigureSpec:
     title: str
     draw: Callable[[Path], object]
     reads: tuple[str, ...]
-    panels: int = field(default=1)  # panels a complete figure has (6 for Fig 6 with six drivers)
+    panels: int = field(default=1)  # panels a complete figure has (Fig 6: one per driver, up to 6)
 
 
 FIGURES: dict[str, FigureSpec] = {s.name: s for s in [
@@ -423,7 +442,7 @@ FIGURES: dict[str, FigureSpec] = {s.name: s for s in [
                ("attribution/colocation.parquet",), 1),
     FigureSpec("fig5_change_shares", "Fig 5. Climate vs land-cover shares of the Rs change", fig5_change_shares,
                ("attribution/change_shares.parquet", "attribution/change_class.zarr"), 2),
-    FigureSpec("fig6_pixel_partial_corr", "Fig 6. Per-pixel partial correlations of Rs with the six drivers",
+    FigureSpec("fig6_pixel_partial_corr", "Fig 6. Per-pixel partial correlations of Rs with the attribution drivers",
                fig6_pixel_partial_corr, ("attribution/pixel_partial_corr.zarr",), 6),
     FigureSpec("figS2_totals", "Fig S2. Annual global and regional totals with Monte Carlo 95 % interval",
                figS2_totals, ("product/totals.parquet", "product/mc_totals.parquet"), 4),

@@ -153,7 +153,7 @@ def main(data_dir: Path | str, seed: int = 42, n_jobs: int = 1):
     return tab, res
 
 
-if __name__ == "__main__":  # python -m soilresp.models.srdb_covariates DATA_DIR [N_JOBS]
+if __name__ == "__main__":  # python -m soilresp.field.covariates DATA_DIR [N_JOBS]
     import sys
 
     main(sys.argv[1], n_jobs=int(sys.argv[2]) if len(sys.argv) > 2 else 1)
