@@ -112,7 +112,10 @@ def nls_from_dict(doc: dict, path: Path | str = "<model>") -> NonlinearRs:
     cov = doc.get("cov")
     m.cov_ = np.asarray(cov, dtype=float) if cov is not None else np.full((params.size,) * 2, np.nan)
     m.stderr_ = np.sqrt(np.clip(np.diag(m.cov_), 0, None))
-    m.q10_ = float(np.exp(10 * params[1]))
+    m.x_ref_ = np.asarray(doc.get("x_ref") or [np.nan] * N_INPUTS[form], dtype=float)
+    m.q10_ = float(doc["q10"]) if doc.get("q10") is not None else float("nan")
+    m.t_response = str(doc.get("t_response", "free"))
+    m.bound_reason_ = str(doc.get("bound_reason", ""))
     m.n_obs_ = int(doc.get("n_obs", 0))
     m.at_bound_ = bool(doc.get("at_bound", False))
     m.n_features_in_ = N_INPUTS[form]
