@@ -59,9 +59,21 @@ class BiomeModel:
             raise ValueError(f"biome {self.biome} model reads {self.predictors}; got {X.shape[1]} columns")
         return X, np.isfinite(X).all(axis=1)
 
+    def clamp(self, X: np.ndarray) -> np.ndarray:
+        """Each predictor clipped to its training range (``meta['training_range']``) when
+        ``meta['predictor_range'] == 'clamp'``; ``X`` unchanged otherwise (docs/models.md)."""
+        rng = self.meta.get("training_range")
+        if self.meta.get("predictor_range") != "clamp" or not rng:
+            return X
+        lo = np.array([rng[v][0] if v in rng else -np.inf for v in self.predictors], dtype=np.float64)
+        hi = np.array([rng[v][1] if v in rng else np.inf for v in self.predictors], dtype=np.float64)
+        return np.clip(X, lo, hi)  # NaN stays NaN
+
     def predict(self, X) -> np.ndarray:
-        """Rs (g C m-2 yr-1) per row; NaN where any input is missing."""
+        """Rs (g C m-2 yr-1) per row; NaN where any input is missing. Predictors are clamped to
+        the training range first (:meth:`clamp`)."""
         X, ok = self._rows(X)
+        X = self.clamp(X)
         if ok.all():  # no missing input: no masking copy
             return np.asarray(self.estimator.predict(X), dtype=np.float64)
         out = np.full(X.shape[0], np.nan)
@@ -78,6 +90,7 @@ class BiomeModel:
         if not self.supports_intervals:
             raise ValueError(f"biome {self.biome}: family {self.family!r} gives no prediction intervals")
         X, ok = self._rows(X)
+        X = self.clamp(X)
         q = [float(v) for v in np.atleast_1d(quantiles)]
         out = np.full((X.shape[0], len(q)), np.nan)
         if ok.any():

@@ -267,3 +267,32 @@ class NonlinearRs(RegressorMixin, BaseEstimator):
                 "x_ref": np.asarray(getattr(self, "x_ref_", []), dtype=float).tolist(),
                 "t_response": self.t_response, "q10_range": [float(v) for v in self.q10_range],
                 "at_bound": self.at_bound_, "bound_reason": getattr(self, "bound_reason_", "")}
+
+
+def constant_model(y, T) -> NonlinearRs:
+    """The biome-mean model as a fitted Eq 1 with b = 0: Rs = a = mean(y) whatever T (degC).
+
+    The documented fallback when no candidate beats the mean (docs/models.md §6); written as
+    Eq 1 so that it is stored, loaded and Monte-Carlo-perturbed like any Eq 1-4 model.
+    ``cov``: Var(a) = s² / n, b fixed (0)."""
+    y = np.asarray(y, dtype=float)
+    T = np.asarray(T, dtype=float)
+    ok = np.isfinite(y) & (y > 0)
+    if not ok.any():
+        raise FitError("biome mean: no observation with Rs > 0")
+    y = y[ok]
+    m = NonlinearRs("eq1", t_response="free")
+    m.params_ = np.array([float(y.mean()), 0.0])
+    var_a = float(y.var(ddof=1) / y.size) if y.size > 1 else 0.0
+    m.cov_ = np.array([[var_a, 0.0], [0.0, 0.0]])
+    m.stderr_ = np.sqrt(np.diag(m.cov_))
+    t = T[ok] if T.shape == ok.shape else T
+    m.x_ref_ = np.array([float(np.nanmedian(t))]) if np.isfinite(t).any() else np.array([np.nan])
+    m.train_min_ = np.array([float(np.nanmin(t))]) if np.isfinite(t).any() else np.array([np.nan])
+    m.train_max_ = np.array([float(np.nanmax(t))]) if np.isfinite(t).any() else np.array([np.nan])
+    m.q10_ = 1.0
+    m.n_obs_ = int(y.size)
+    m.at_bound_ = False
+    m.bound_reason_ = ""
+    m.n_features_in_ = 1
+    return m
