@@ -321,6 +321,10 @@ class ProductConfig(_Section):
                                   "totals from a stratified random sample of about N pixels")
     mc_min_per_stratum: int = Field(30, ge=1, description="minimum sample per biome x region stratum")
     mc_batch: int = Field(50, ge=1, description="realisations per dask task (memory / parallelism)")
+    outside_aoa: Literal["keep", "mask", "fallback"] = Field(
+        "keep", description="pixels outside their model's area of applicability (Meyer & Pebesma "
+        "2021): 'keep' the prediction (flagged by aoa), 'mask' it (NaN), or 'fallback' to the "
+        "biome's mean observed Rs")
     region_temperature: str = "tas"
     region_bounds: tuple[float, float] = Field(
         (2.0, 17.0), description="boreal < low <= temperate <= high < tropical, degC"

@@ -473,6 +473,13 @@ def fit_biomes(table: pd.DataFrame, cfg: ModelsConfig, *, seed: int, progress=No
         m = _model(code, src, chosen, fallback=fallback, n_rows=len(sub), skill=best, meta=base_meta, units=units,
                    cfg=cfg, seed=seed)
         m.meta["biome_name"] = biomes[code]
+        ry = sub["rs"].to_numpy(float)
+        ry = ry[np.isfinite(ry) & (ry > 0)]
+        allr = table.loc[table["biome"].isin(list(biomes)), "rs"].to_numpy(float)
+        allr = allr[np.isfinite(allr) & (allr > 0)]
+        # the robust value outside the AOA ([product] outside_aoa = "fallback")
+        m.meta["biome_mean_rs"] = float(ry.mean()) if ry.size else (float(allr.mean()) if allr.size else None)
+        m.meta["biome_max_rs"] = float(ry.max()) if ry.size else None
         models[code] = m
         c = src.cands[chosen]
         pvals = c.final.params_.tolist() if c.family in ("nls", "mean") else m.meta["tuned_params"]

@@ -18,6 +18,7 @@ from soilresp import io
 from soilresp.config import BIOMES
 from soilresp.errors import input_error
 from soilresp.models.base import save_biome_model
+from soilresp.models.cv import KM_PER_DEG
 from soilresp.models.fit import fit_biomes
 
 
@@ -34,7 +35,8 @@ def run(ctx) -> None:
     tab = io.read_table(src, ["rs", "site_id", "biome"])
     try:
         res = fit_biomes(tab, ctx.cfg.models, seed=ctx.cfg.run.seed, progress=ctx.progress,
-                         units=_driver_units(ctx), biomes=BIOMES, meta={"provenance": ctx.prov("models")})
+                         units=_driver_units(ctx), biomes=BIOMES, meta={"provenance": ctx.prov("models")},
+                         cell_km=ctx.cfg.grid.resolution * KM_PER_DEG)
     except KeyError as e:
         raise input_error(src, str(e.args[0])) from None
     for m in res.models.values():
