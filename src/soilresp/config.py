@@ -325,6 +325,10 @@ class ProductConfig(_Section):
         "keep", description="pixels outside their model's area of applicability (Meyer & Pebesma "
         "2021): 'keep' the prediction (flagged by aoa), 'mask' it (NaN), or 'fallback' to the "
         "biome's mean observed Rs")
+    stability_drops: int = Field(20, ge=0, description="random drops of stability_fraction of the location "
+                                 "groups, each refitting the deployed models (product/stability.parquet; 0 = none)")
+    stability_fraction: float = Field(0.1, gt=0, lt=1, description="share of location groups per drop")
+    stability_jackknife: int = Field(10, ge=0, description="blocks of the grouped jackknife of the total (0 = none)")
     region_temperature: str = "tas"
     region_bounds: tuple[float, float] = Field(
         (2.0, 17.0), description="boreal < low <= temperate <= high < tropical, degC"

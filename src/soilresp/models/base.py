@@ -128,6 +128,7 @@ def nls_from_dict(doc: dict, path: Path | str = "<model>") -> NonlinearRs:
     m.x_ref_ = np.asarray(doc.get("x_ref") or [np.nan] * N_INPUTS[form], dtype=float)
     m.q10_ = float(doc["q10"]) if doc.get("q10") is not None else float("nan")
     m.t_response = str(doc.get("t_response", "free"))
+    m.q10_range = tuple(float(v) for v in (doc.get("q10_range") or (1.0, 6.0)))
     m.bound_reason_ = str(doc.get("bound_reason", ""))
     m.n_obs_ = int(doc.get("n_obs", 0))
     m.at_bound_ = bool(doc.get("at_bound", False))

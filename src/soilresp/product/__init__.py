@@ -290,6 +290,30 @@ def run(ctx) -> None:
         prof = latitude_profile(rs, bio["cell_area"])
     io.write_table(ctx.path("product", "totals.parquet"), totals_table(tot, ar, tin, ain), ctx.prov("product"))
     io.write_table(ctx.path("product", "latitude_profile.parquet"), prof, ctx.prov("product"))
+    if pc.stability_drops > 0 or pc.stability_jackknife > 1:
+        _stability(ctx, models, cube, bio)
+
+
+def _stability(ctx, models, cube, bio) -> None:
+    """``product/stability.parquet`` (:func:`soilresp.stability.stability_totals`)."""
+    from soilresp import io
+    from soilresp.models.cv import location_groups
+    from soilresp.product._progress import task_progress
+    from soilresp.stability import stability_totals
+
+    pc = ctx.cfg.product
+    src = ctx.path("sites", "training.parquet")
+    if not src.is_file():
+        return
+    tab = io.read_table(src)
+    tab = tab[tab["biome"] > 0].reset_index(drop=True)
+    km = next(iter(models.values())).meta.get("location_km", 0.0) if models else 0.0
+    groups = location_groups(tab["lat"].to_numpy(float), tab["lon"].to_numpy(float), float(km or 0.0))
+    with task_progress(ctx.progress, "stability of the total"):
+        st = stability_totals(tab, models, cube, bio["biome"], bio["cell_area"], groups=groups,
+                              n_drops=pc.stability_drops, frac=pc.stability_fraction,
+                              jackknife=pc.stability_jackknife, seed=ctx.cfg.run.seed)
+    io.write_table(ctx.path("product", "stability.parquet"), st, ctx.prov("product"))
 
 
 # Monte Carlo lives in soilresp.product.uncertainty; re-exported for convenience.
