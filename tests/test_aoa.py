@@ -41,3 +41,19 @@ def test_dissimilarity_grid_kernel_matches_points():
     di, flag = dissimilarity(xr.Dataset({"tas": tas}), biome, {1: m})
     np.testing.assert_allclose(di.values[0].ravel()[:3], [18 / 13, 21 / 13, 3 / 13], rtol=1e-6)
     assert flag.values[0].tolist() == [[1, 0], [1, -1]]
+
+
+def test_static_years_computed_once_same_result():
+    from soilresp.aoa import di_block
+
+    X = np.array([[0.0], [1.0], [2.0], [4.0]])
+    a = {"predictors": ["tas"], **train_aoa(X, np.ones(1), np.array([0, 0, 1, 1]))}
+    tas = np.broadcast_to(np.array([[7.0, 1.5], [np.nan, 3.0]]), (3, 2, 2)).copy()
+    b = np.array([[1, 1], [1, 2]])
+    same = di_block(b, tas, aoas={1: (["tas"], a)}, names=["tas"])
+    tas[2, 0, 0] = 7.5                                       # one year differs: per-year path
+    diff = di_block(b, tas, aoas={1: (["tas"], a)}, names=["tas"])
+    np.testing.assert_allclose(same[0], [[18 / 13, 3 / 13], [np.nan, np.nan]], rtol=1e-6)
+    assert np.allclose(same[1], same[0], equal_nan=True) and np.allclose(same[2], same[0], equal_nan=True)
+    np.testing.assert_allclose(diff[:2], same[:2], rtol=1e-6, equal_nan=True)
+    assert diff[2, 0, 0] == pytest.approx(21 / 13, rel=1e-6)

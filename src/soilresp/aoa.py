@@ -17,7 +17,8 @@ For a model on predictors x_1..x_p (training rows i = 1..n):
 
 :func:`train_aoa` builds the JSON-able description stored in the model file (``aoa`` key);
 :func:`di_block` is the pure per-pixel kernel (nearest neighbour by
-:class:`sklearn.neighbors.KDTree` on the training rows); :func:`dissimilarity` wraps it with
+:class:`scipy.spatial.cKDTree` on the training rows; a block whose drivers are the same in
+every year is computed for one year and broadcast); :func:`dissimilarity` wraps it with
 ``xarray.apply_ufunc(dask="parallelized")`` for the product stage.
 """
 
@@ -88,7 +89,7 @@ def train_aoa(X: np.ndarray, weights: np.ndarray, folds: np.ndarray) -> dict:
 def di_points(X: np.ndarray, aoa: dict) -> np.ndarray:
     """DI of each row of ``X`` (n, p, the model's predictors in its units); NaN where any is
     missing."""
-    from sklearn.neighbors import KDTree
+    from scipy.spatial import cKDTree
 
     X = np.asarray(X, dtype=float)
     out = np.full(X.shape[0], np.nan)
@@ -96,16 +97,21 @@ def di_points(X: np.ndarray, aoa: dict) -> np.ndarray:
     if ok.any():
         tree = aoa.get("_tree")
         if tree is None:
-            tree = KDTree(np.asarray(aoa["train"], dtype=float))
+            tree = cKDTree(np.asarray(aoa["train"], dtype=float))
         Z = _space(X[ok], np.asarray(aoa["mean"]), np.asarray(aoa["sd"]), np.asarray(aoa["weights"]))
         dist, _ = tree.query(Z, k=1)
-        out[ok] = dist[:, 0] / aoa["d_bar"]
+        out[ok] = np.asarray(dist).reshape(-1) / aoa["d_bar"]
     return out
 
 
 def di_block(biome, *arrays, aoas: dict, names: list[str]) -> np.ndarray:
     """Pure kernel: DI of every pixel of one block with its biome's AOA (NaN: no model or a
     missing predictor). ``aoas``: biome code -> (predictor names, AOA dict)."""
+    if arrays and all(a.ndim == 3 and a.shape[0] > 1 for a in arrays) and all(
+            np.array_equal(a, np.broadcast_to(a[:1], a.shape), equal_nan=True) for a in arrays):
+        # drivers constant over the block's years (a static climatology): one year, broadcast
+        one = di_block(biome, *(a[:1] for a in arrays), aoas=aoas, names=names)
+        return np.broadcast_to(one, np.broadcast_shapes(biome.shape, *(a.shape for a in arrays))).copy()
     drivers = dict(zip(names, arrays))
     shape = np.broadcast_shapes(biome.shape, *(a.shape for a in arrays))
     out = np.full(shape, np.nan, dtype=np.float32)
@@ -121,14 +127,14 @@ def di_block(biome, *arrays, aoas: dict, names: list[str]) -> np.ndarray:
 
 def model_aoas(models) -> dict:
     """biome -> (predictors, AOA dict with a built KDTree) for the models that carry one."""
-    from sklearn.neighbors import KDTree
+    from scipy.spatial import cKDTree
 
     out = {}
     for code, m in models.items():
         a = m.meta.get("aoa")
         if a and a.get("train") and np.isfinite(a.get("d_bar") or np.nan) and a["d_bar"] > 0:
             a = dict(a)
-            a["_tree"] = KDTree(np.asarray(a["train"], dtype=float))
+            a["_tree"] = cKDTree(np.asarray(a["train"], dtype=float))
             out[code] = (list(a.get("predictors", m.predictors)), a)
     return out
 
