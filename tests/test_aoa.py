@@ -57,3 +57,35 @@ def test_static_years_computed_once_same_result():
     assert np.allclose(same[1], same[0], equal_nan=True) and np.allclose(same[2], same[0], equal_nan=True)
     np.testing.assert_allclose(diff[:2], same[:2], rtol=1e-6, equal_nan=True)
     assert diff[2, 0, 0] == pytest.approx(21 / 13, rel=1e-6)
+
+
+def test_product_outside_aoa_modes_and_totals():
+    from soilresp.models import BiomeModel, NonlinearRs
+    from soilresp.product import add_aoa, predict_dataset, regional_areas, regional_totals, totals_table
+
+    X = np.array([[0.0], [1.0], [2.0], [4.0]])
+    est = NonlinearRs("eq1").fit(X, 100 * np.exp(0.1 * X[:, 0]))
+    m = BiomeModel(1, "nls", ["tas"], est,
+                   {"aoa": {"predictors": ["tas"], **train_aoa(X, np.ones(1), np.array([0, 0, 1, 1]))},
+                    "biome_mean_rs": 111.0})
+    c = {"lat": [0.0, 1.0], "lon": [0.0, 1.0]}
+    tas = xr.DataArray(np.array([[[7.0, 7.5], [1.5, 3.0]]]), dims=("year", "lat", "lon"),
+                       coords={"year": [2000], **c})
+    biome = xr.DataArray(np.ones((2, 2), dtype=np.int8), dims=("lat", "lon"), coords=c)
+    cube = xr.Dataset({"tas": tas})
+    keep = add_aoa(predict_dataset(cube, biome, {1: m}), cube, biome, {1: m}, "keep").compute()
+    mask = add_aoa(predict_dataset(cube, biome, {1: m}), cube, biome, {1: m}, "mask").compute()
+    fb = add_aoa(predict_dataset(cube, biome, {1: m}), cube, biome, {1: m}, "fallback").compute()
+    out = (keep["aoa"] == 0).values
+    assert out.sum() == 1 and out[0, 0, 1]                   # 7.5 is beyond the threshold
+    assert np.isnan(mask["rs"].values[out]).all() and np.isfinite(mask["rs"].values[~out]).all()
+    assert fb["rs"].values[out] == pytest.approx(111.0)
+    np.testing.assert_allclose(fb["rs"].values[~out], keep["rs"].values[~out])
+    area = xr.DataArray(np.full((2, 2), 1e6), dims=("lat", "lon"), coords=c)
+    region = xr.DataArray(np.full((2, 2), 2, dtype=np.int8), dims=("lat", "lon"), coords=c)
+    rs, rin = keep["rs"], keep["rs"].where(keep["aoa"] == 1)
+    tab = totals_table(regional_totals(rs, region, area), regional_areas(rs, region, area),
+                       regional_totals(rin, region, area), regional_areas(rin, region, area))
+    g = tab[tab.region == "global"].iloc[0]
+    assert g.share_area_outside_aoa == pytest.approx(0.25)
+    assert g.share_flux_outside_aoa == pytest.approx(float(rs.values[out].sum() / rs.values.sum()))
