@@ -113,3 +113,48 @@ def test_parse_coordinate_never_raises(text):
     x = parse_coordinate(text)
     assert isinstance(x, float)
     assert math.isnan(x) or math.isfinite(x)
+
+
+def _fmt(x: float, style: int) -> str:
+    return (repr(x), f"{x:e}", f"{x:.6E}", f"{x:g}")[style]
+
+
+@SETTINGS
+@given(recs=st.lists(st.tuples(
+    st.floats(1.0, 5000.0), st.integers(0, 3), st.floats(-60, 80), st.floats(-179, 179),
+    st.lists(st.integers(1, 20000), max_size=3), st.sampled_from([",", ", ", ";", " "]),
+    st.sampled_from(["", " ", "  ", "\t"]), st.integers(0, 3)), min_size=1, max_size=8))
+def test_real_release_formats_read_exactly(tmp_path_factory, recs):
+    """Formats real SRDB releases contain: exponent notation, stray whitespace around values,
+    list-valued Duplicate_record ("8,618"), empty trailing columns. Values come back exact."""
+    header = list(SRDB_REQUIRED) + ["", ""]
+    rows = []
+    for k, (rs, style, lat, lon, dups, sep, pad, extra) in enumerate(recs):
+        r = {"Record_number": str(k + 1), "Study_midyear": pad + "2005.5" + pad,
+             "Latitude": pad + _fmt(lat, style), "Longitude": _fmt(lon, style) + pad,
+             "Rs_annual": pad + _fmt(rs, style) + pad, "Meas_method": "IRGA", "Manipulation": "None",
+             "Quality_flag": "", "Duplicate_record": sep.join(map(str, dups)), "Ecosystem_type": "Forest"}
+        rows.append([r[h] for h in SRDB_REQUIRED] + [""] * (2 + extra))
+    p = tmp_path_factory.mktemp("r") / "srdb.csv"
+    p.write_bytes(_csv(header, rows))
+    df = read_srdb(p)
+    for k, (rs, style, lat, lon, dups, *_) in enumerate(recs):
+        assert df["Rs_annual"].iloc[k] == float(_fmt(rs, style))
+        assert df["Latitude"].iloc[k] == float(_fmt(lat, style))
+        got = df["Duplicate_record"].iloc[k]
+        assert (got if got is not pd.NA else "") == ",".join(map(str, dups))
+
+
+@SETTINGS
+@given(bad=st.sampled_from(["8,x", "dup of 8", "8..6", "1e3,4"]), col=st.sampled_from(["Duplicate_record", "Rs_annual"]))
+def test_bad_value_still_names_row_and_column(tmp_path_factory, bad, col):
+    import pytest
+
+    r = {"Record_number": "1", "Study_midyear": "2005.5", "Latitude": "45", "Longitude": "10",
+         "Rs_annual": "800", "Meas_method": "IRGA", "Manipulation": "None", "Quality_flag": "",
+         "Duplicate_record": "", "Ecosystem_type": "Forest"}
+    r[col] = bad if col == "Duplicate_record" else bad.replace(",", "x")
+    p = tmp_path_factory.mktemp("b") / "srdb.csv"
+    p.write_bytes(_csv(list(SRDB_REQUIRED), [[r[h] for h in SRDB_REQUIRED]]))
+    with pytest.raises(SoilrespError, match=rf"row 2.*{col}|{col}.*row 2"):
+        read_srdb(p)

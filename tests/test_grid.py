@@ -32,3 +32,37 @@ def test_coords_and_nearest_index():
     assert i.tolist() == [0, 71, 30, -1]
     assert j.tolist() == [0, 89, 90, -1]  # 359 E = -1 E
     assert grid_of(__import__("xarray").Dataset(coords=g.coords())) == Grid(2.0, -60, 84, -180, 180)
+
+
+def test_one_cell_rule_at_edges_for_sites_drivers_and_biomes():
+    """The cell of a point on an edge is the one north / east of it, for the grid (drivers at
+    a site), for a descending or 0-360 map axis (biome of a site) alike."""
+    import pandas as pd
+    import xarray as xr
+
+    from soilresp.field.biomes import assign_biomes
+    from soilresp.grid import axis_cell
+
+    g = Grid(0.5, -60.0, 84.0, -180.0, 180.0)
+    lat = np.array([10.0, 10.0 - 1e-12, 10.25, -60.0, 84.0, 84.01, 0.1 + 0.2])
+    lon = np.array([20.0, 20.0, 20.0, -180.0, 179.99, 0.0, 180.0])
+    i, j = g.nearest_index(lat, lon)
+    assert g.lat[i[0]] == 10.25 and g.lon[j[0]] == 20.25          # edge -> north / east cell
+    assert i[1] == i[0]                                            # float noise at the edge: same cell
+    assert g.lat[i[2]] == 10.25                                    # a centre
+    assert (i[3], j[3]) == (0, 0) and i[4] == g.nlat - 1           # outer edges: south/west in, top closed
+    assert i[5] == -1                                              # beyond the grid
+    assert g.lat[i[6]] == 0.25 and g.lon[j[6]] == -179.75          # 0.30000000000000004 -> (0, 0.5]; 180 wraps
+    # descending axis gives the same cell
+    desc = g.lat[::-1]
+    k, ok = axis_cell(desc, lat[:3])
+    assert ok.all() and list(desc[k]) == [10.25, 10.25, 10.25]
+    # biome of a site = the cell the drivers come from, also on a 0-360 map
+    codes = np.arange(g.nlat * g.nlon).reshape(g.shape) % 97 + 1
+    lon360 = np.mod(g.lon, 360.0)
+    order = np.argsort(lon360)
+    m = xr.DataArray(codes[::-1][:, order], dims=("lat", "lon"), coords={"lat": desc, "lon": lon360[order]})
+    obs = pd.DataFrame({"site_id": list("abc"), "lat": lat[:3], "lon": lon[:3]})
+    got = assign_biomes(obs, m)["biome"].to_numpy()
+    ii, jj = g.nearest_index(obs["lat"].to_numpy(), obs["lon"].to_numpy())
+    assert list(got) == list(codes[ii, jj])

@@ -32,13 +32,59 @@ def test_recovers_known_parameters(form):
 
 def test_sklearn_contract_and_errors():
     m = NonlinearRs("eq3")
-    assert clone(m).get_params() == {"form": "eq3", "max_nfev": 2000}
+    assert clone(m).get_params() == {"form": "eq3", "max_nfev": 2000, "t_response": "concave",
+                                     "q10_range": (1.0, 6.0)}
     with pytest.raises(ValueError, match="needs 2 input"):
         m.fit(np.ones((10, 1)), np.ones(10))
     with pytest.raises(ValueError, match="form must be"):
         NonlinearRs("eq9").fit(np.ones((10, 1)), np.ones(10))
     with pytest.raises(FitError, match="usable observations"):
         NonlinearRs("eq2").fit(np.ones((3, 1)), np.ones(3))
+
+
+def test_convex_fit_is_constrained_and_flagged():
+    """Data whose log is convex in T (Rs rising as T falls below 0): the default concave
+    response cannot follow it (c <= 0), the fit says why, and Rs stays bounded in the cold."""
+    rng = np.random.default_rng(3)
+    T = rng.uniform(-10, 25, 300)
+    y = 400 * np.exp(-0.05 * T + 0.004 * T * T) * np.exp(rng.normal(0, 0.05, T.size))
+    free = NonlinearRs("eq2", t_response="free").fit(T[:, None], y)
+    assert free.params_[2] > 0.003                       # the unconstrained fit is convex
+    m = NonlinearRs("eq2").fit(T[:, None], y)
+    assert m.params_[2] <= 0 and m.at_bound_
+    assert "c (T^2 term)" in m.bound_reason_ or "Q10" in m.bound_reason_
+    cold = np.array([[-40.0]])
+    assert m.predict(cold)[0] <= m.predict(np.array([[T.min()]]))[0] * 1.0001
+    assert free.predict(cold)[0] > 10 * free.predict(np.array([[T.min()]]))[0]
+
+
+def test_q10_bound_and_effective_q10():
+    from soilresp.models.nonlinear import effective_q10
+
+    rng = np.random.default_rng(4)
+    T = rng.uniform(0, 25, 200)
+    y = 100 * np.exp(0.25 * T) * np.exp(rng.normal(0, 0.03, T.size))   # Q10 = 12 > 6
+    m = NonlinearRs("eq1").fit(T[:, None], y)
+    assert m.q10_ == pytest.approx(6.0, rel=1e-4) and m.at_bound_ and "Q10" in m.bound_reason_
+    # monotone: the bound holds at the warmest T, so Q10 >= 1 over the whole range
+    X, y2 = _data("eq2")
+    mono = NonlinearRs("eq2", t_response="monotone").fit(X, y2)
+    q = effective_q10("eq2", mono.params_, np.linspace(X.min(), X.max(), 50))
+    assert np.all(q >= 1 - 1e-6)
+    # Eq 2: Q10(T) = exp(10 (b + 2 c T)), checked against a numerical derivative of ln Rs
+    m2 = NonlinearRs("eq2").fit(X, y2)
+    t0 = m2.x_ref_[0]
+    h = 1e-4
+    num = np.exp(10 * (np.log(m2.predict([[t0 + h]])) - np.log(m2.predict([[t0 - h]])))[0] / (2 * h))
+    assert m2.q10_ == pytest.approx(num, rel=1e-5)
+    assert m2.q10_ != pytest.approx(np.exp(10 * m2.params_[1]), rel=1e-3)
+    # Eq 4: the P term dilutes the sensitivity
+    X4, y4 = _data("eq4")
+    m4 = NonlinearRs("eq4").fit(X4, y4)
+    x = m4.x_ref_
+    num4 = np.exp(10 * (np.log(m4.predict([[x[0] + h, x[1], x[2]]])) -
+                        np.log(m4.predict([[x[0] - h, x[1], x[2]]])))[0] / (2 * h))
+    assert m4.q10_ == pytest.approx(num4, rel=1e-5)
 
 
 def test_eq5_metric():

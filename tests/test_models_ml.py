@@ -126,32 +126,35 @@ def test_fit_biomes_tables_selection_and_fallback(tmp_path):
     res = fit_biomes(tab, _cfg(), seed=5, biomes=BIOMES3, units={"tas": "degC"},
                      progress=lambda *a: prog.append(a))
     sk, sel, par = res.skill, res.selected, res.parameters
-    # S2: every biome x family x form, both CV schemes
-    assert set(sk["family"]) == {"nls", "rf", "svr", "ann"}
+    # S2: every biome x family x form (+ the biome-mean baseline), all four CV schemes
+    assert set(sk["family"]) == {"nls", "rf", "svr", "ann", "mean"}
     own = sk[sk.biome == 1]
-    assert len(own) == 7 and set(own.loc[own.family == "nls", "form"]) == {"eq1", "eq2", "eq3", "eq4"}
-    assert own[["cv_r2", "cv_rmse", "cv_bias", "site_cv_r2", "site_cv_rmse", "site_cv_bias"]].notna().all().all()
+    assert len(own) == 8 and set(own.loc[own.family == "nls", "form"]) == {"eq1", "eq2", "eq3", "eq4"}
+    cols = [p + m for p in ("cv_", "site_cv_", "loc_cv_", "block_cv_") for m in ("r2", "rmse", "bias")]
+    assert own[cols].notna().all().all()
     assert (own["n"] == 60).all() and (own["n_sites"] == 20).all()
-    # the documented rule: highest random-CV R2 among all candidates
-    best = own.loc[own["cv_r2"].idxmax()]
+    assert own.loc[own.family == "mean", "loc_cv_r2"].item() < 0.05       # the baseline
+    # the documented rule: highest location-CV R2 among the eligible candidates (not on a bound)
+    elig = own[(own.family != "mean") & ~own["at_bound"]]
+    best = elig.loc[elig["loc_cv_r2"].idxmax()]
     assert own["selected"].sum() == 1 and bool(best["selected"])
     r1 = sel.set_index("biome").loc[1]
     assert (r1["family"], r1["form"]) == (best["family"], best["form"])
-    assert r1["cv_r2"] == pytest.approx(best["cv_r2"]) and r1["cv_r2"] > 0.8 and r1["fallback"] == ""
+    assert r1["loc_cv_r2"] == pytest.approx(best["loc_cv_r2"]) and r1["loc_cv_r2"] > 0.8 and r1["fallback"] == ""
     assert r1["predictors"].split(",") == ["tas", "sm", "gpp"][: len(r1["predictors"].split(","))]
     # fallback: biome 3 has 6 < 15 rows -> pooled model over all rows, scored on its own rows
     r3 = sel.set_index("biome").loc[3]
     assert "pooled" in r3["fallback"] and "6 < min_observations = 15" in r3["fallback"]
     assert r3["n"] == 6 and r3["n_fit"] == 116
-    tiny = sk[sk.biome == 3]
+    tiny = sk[(sk.biome == 3) & sk.selected]
     assert (tiny["n"] == 6).all() and (tiny["fallback"] != "").all()
     m3 = res.models[3]
     assert m3.meta["fallback"] == r3["fallback"] and m3.meta["n_training"] == 116 and m3.meta["n_biome"] == 6
     # S4: Eq 1-4 parameters with standard errors and roles; tuned hyper-parameters for ML
     nls = par[(par.biome == 1) & (par.family == "nls") & (par.form == "eq4")].set_index("param")
-    assert list(nls.index) == ["a", "b", "c", "d", "e", "f", "q10"]
+    assert list(nls.index) == ["a", "b", "c", "d", "e", "f", "q10", "t_ref"]
     assert nls.loc["b", "role"] == "T" and nls.loc["d", "predictor"] == "sm" and nls.loc["f", "role"] == "P"
-    assert nls["stderr"].notna().all()
+    assert nls["stderr"].drop("t_ref").notna().all()
     svr = par[(par.biome == 1) & (par.family == "svr")]
     assert list(svr["param"]) == ["C"] and svr["value"].iloc[0] in PARAM_GRIDS["svr"]["regressor__svr__C"]
     assert par.groupby("biome")["selected"].any().all()
@@ -159,11 +162,12 @@ def test_fit_biomes_tables_selection_and_fallback(tmp_path):
     for m in res.models.values():
         p = save_biome_model(tmp_path, m)
     doc = json.loads(p.read_text())
-    for key in ("training_hash", "predictors", "units", "versions", "seed", "skill", "fallback", "select_by"):
+    for key in ("training_hash", "predictors", "units", "versions", "seed", "skill", "fallback", "select_by",
+                "training_range", "predictor_range", "aoa"):
         assert key in doc
     assert doc["versions"]["scikit-learn"] and doc["seed"] == 5 and doc["units"]["rs"] == "g C m-2 yr-1"
     # progress per biome and model family
-    assert ("fit biome  1 forest", 4, 4) in prog and ("fit biome  1 forest", 1, 4) in prog
+    assert ("fit biome  1 forest", 5, 5) in prog and ("fit biome  1 forest", 1, 5) in prog
     assert len(res.steps) and set(res.steps["biome"]) == {1, 2, 3}
 
 
@@ -192,7 +196,7 @@ def test_select_by_site_and_select_from():
     res = fit_biomes(tab, _cfg(families=["nls", "svr"], select_by="site", select_from=["nls"]), seed=1,
                      biomes=BIOMES3)
     assert set(res.selected["family"]) == {"nls"} and set(res.selected["select_by"]) == {"site"}
-    own = res.skill[(res.skill.biome == 1) & (res.skill.family == "nls")]
+    own = res.skill[(res.skill.biome == 1) & (res.skill.family == "nls") & ~res.skill["at_bound"]]
     best = own.loc[own["site_cv_r2"].idxmax()]
     assert bool(best["selected"])
     assert {m.family for m in res.models.values()} == {"nls"} and res.models[1].form == best["form"]
@@ -201,7 +205,7 @@ def test_select_by_site_and_select_from():
 def test_config_validation():
     from pydantic import ValidationError
 
-    assert ModelsConfig().families == ["nls", "rf", "svr", "ann"] and ModelsConfig().select_by == "random"
+    assert ModelsConfig().families == ["nls", "rf", "svr", "ann"] and ModelsConfig().select_by == "location"
     with pytest.raises(ValidationError, match="select_from"):
         ModelsConfig(families=["nls"], select_from=["rf"])
     with pytest.raises(ValidationError):

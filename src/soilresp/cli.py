@@ -224,6 +224,28 @@ def report_cmd(
     console.print(f"HTML report: {html_path}")
 
 
+@app.command("evaluate")
+def evaluate_cmd(
+    config: Path = typer.Argument(..., help="TOML configuration of a finished run."),
+    observations: Path = typer.Option(..., "--observations", help="Independent observations: SRDB-format "
+                                      "CSV, or a table mapped by the run's [field] columns."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="'srdb' or 'table' (default: the run's [field] format)."),
+):
+    """Score a finished run on independent observations: R2, RMSE and bias per biome, inside and
+    outside the area of applicability, beside a per-biome-mean baseline (and a figure)."""
+    from soilresp.config import load_config
+    from soilresp.evaluate import evaluate
+
+    if fmt not in (None, "srdb", "table"):
+        raise typer.BadParameter(f"unknown format {fmt!r}; use srdb or table", param_hint="--format")
+    with _errors():
+        cfg = load_config(config)
+        res = evaluate(cfg, observations, fmt=fmt)
+    s = res["scores"]
+    console.print(s[s.subset == "all"].to_string(index=False, float_format=lambda v: f"{v:.3g}"), highlight=False)
+    console.print(f"scores and figure in {res['dir']}")
+
+
 @app.command("export")
 def export_cmd(
     path: Path = typer.Argument(..., help="A soilresp grid, e.g. soilresp-out/product/rs.zarr."),

@@ -261,9 +261,23 @@ class ModelsConfig(_Section):
     productivity: list[str] = Field(default_factory=lambda: ["gpp", "evi", "ndvi"])
     cv_folds: int = Field(10, ge=2, description="outer k of both k-fold and site-grouped k-fold CV")
     inner_folds: int = Field(3, ge=2, description="k of the grid search's CV inside each training fold")
-    select_by: Literal["random", "site"] = Field(
-        "random", description="CV whose R2 (ties: RMSE) picks the best model per biome: 'random' "
-        "k-fold (the paper) or 'site'-grouped k-fold")
+    select_by: Literal["random", "site", "location", "block"] = Field(
+        "location", description="CV whose R2 (ties: RMSE) picks the best model per biome: "
+        "'location'-grouped k-fold (default: sites within location_km share a fold), 'random' "
+        "k-fold (the paper), 'site'-grouped or spatial 'block' k-fold")
+    location_km: float | None = Field(
+        None, ge=0, description="sites closer than this (km, single linkage) share a location CV "
+        "fold; default one grid cell (resolution x 111.32 km); equal coordinates always do")
+    block_deg: float = Field(5.0, gt=0, description="side of the spatial CV blocks, degrees")
+    t_response: Literal["concave", "monotone", "free"] = Field(
+        "concave", description="Eq 1-4 temperature/moisture shape: 'concave' (c, e <= 0, Q10 at the "
+        "median T within q10_range), 'monotone' (also d ln Rs/dT >= 0 over the training T), 'free'")
+    q10_range: tuple[float, float] = Field((1.0, 6.0), description="plausible Q10 of the Eq 1-4 fits")
+    predictor_range: Literal["clamp", "allow"] = Field(
+        "clamp", description="'clamp': every predictor is clamped to its training range before "
+        "prediction (all families); 'allow': extrapolate")
+    min_cv_r2: float = Field(0.0, description="a biome model whose CV R2 (select_by) is <= this is "
+                             "not deployed: the pooled model, or the biome mean, takes its place")
     select_from: list[Literal["nls", "rf", "svr", "ann", "qrf"]] | None = Field(
         None, description="families eligible as a biome's model (default: all of families); e.g. "
         "['nls'] keeps the paper's parameter Monte Carlo while the other families are still scored")
@@ -287,6 +301,8 @@ class ModelsConfig(_Section):
             raise ValueError(f"select_from lists {extra}, which are not in families {self.families}")
         if self.select_from == []:
             raise ValueError("select_from must name at least one family (or be left out)")
+        if not 0 < self.q10_range[0] < self.q10_range[1]:
+            raise ValueError(f"q10_range must satisfy 0 < low < high, got {list(self.q10_range)}")
         return self
 
 
@@ -311,6 +327,14 @@ class ProductConfig(_Section):
                                   "totals from a stratified random sample of about N pixels")
     mc_min_per_stratum: int = Field(30, ge=1, description="minimum sample per biome x region stratum")
     mc_batch: int = Field(50, ge=1, description="realisations per dask task (memory / parallelism)")
+    outside_aoa: Literal["keep", "mask", "fallback"] = Field(
+        "keep", description="pixels outside their model's area of applicability (Meyer & Pebesma "
+        "2021): 'keep' the prediction (flagged by aoa), 'mask' it (NaN), or 'fallback' to the "
+        "biome's mean observed Rs")
+    stability_drops: int = Field(20, ge=0, description="random drops of stability_fraction of the location "
+                                 "groups, each refitting the deployed models (product/stability.parquet; 0 = none)")
+    stability_fraction: float = Field(0.1, gt=0, lt=1, description="share of location groups per drop")
+    stability_jackknife: int = Field(10, ge=0, description="blocks of the grouped jackknife of the total (0 = none)")
     region_temperature: str = "tas"
     region_bounds: tuple[float, float] = Field(
         (2.0, 17.0), description="boreal < low <= temperate <= high < tropical, degC"

@@ -95,15 +95,47 @@ class Grid:
         return {"lat": min(self.chunk, self.nlat), "lon": min(self.chunk, self.nlon)}
 
     def nearest_index(self, lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Row/column of the cell containing each point; -1 where outside the grid."""
+        """Row/column of the cell containing each point (:func:`axis_cell`, the one cell rule);
+        -1 where outside the grid. Longitudes are wrapped to [-180, 180)."""
         lat = np.asarray(lat, dtype=float)
         lon = ((np.asarray(lon, dtype=float) + 180.0) % 360.0) - 180.0
-        i = np.floor((lat - self.lat_min) / self.resolution).astype(np.int64)
-        j = np.floor((lon - self.lon_min) / self.resolution).astype(np.int64)
-        bad = (i < 0) | (i >= self.nlat) | (j < 0) | (j >= self.nlon) | ~np.isfinite(lat + lon)
+        i, oki = axis_cell(self.lat, lat)
+        j, okj = axis_cell(self.lon, lon)
+        bad = ~(oki & okj)
+        i, j = i.copy(), j.copy()
         i[bad] = -1
         j[bad] = -1
         return i, j
+
+
+def axis_cell(centres: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The one point-to-grid rule of soilresp: index of the cell of a regular axis (cell
+    ``centres``, ascending or descending) that contains each value, and whether it is on the
+    axis.
+
+    A cell is the half-open interval [lower edge, upper edge): a value exactly on an edge
+    between two cells belongs to the cell above it (north / east), and the outermost upper
+    edge is closed. Edges are compared after rounding to 1e-9 cells, so a decimal edge such as
+    0.1 degree is not split by floating-point noise. Used for the biome of a site, the drivers
+    at a site and the cell of an observation.
+    """
+    c = np.asarray(centres, dtype=float)
+    v = np.asarray(values, dtype=float)
+    n = c.size
+    if n == 0:
+        return np.zeros(v.shape, np.int64), np.zeros(v.shape, bool)
+    if n == 1:
+        return np.zeros(v.shape, np.int64), np.isfinite(v)
+    step = abs(float(c[-1] - c[0])) / (n - 1)
+    lo = float(min(c[0], c[-1])) - step / 2
+    with np.errstate(invalid="ignore"):
+        x = np.round((v - lo) / step, 9)
+        k = np.floor(np.where(np.isfinite(x), x, -1)).astype(np.int64)
+        k = np.where(x == n, n - 1, k)        # the outermost upper edge is closed
+    inside = np.isfinite(v) & (k >= 0) & (k < n)
+    k = np.clip(k, 0, n - 1)
+    idx = k if c[-1] >= c[0] else n - 1 - k
+    return idx, inside
 
 
 def grid_of(ds: xr.Dataset | xr.DataArray) -> Grid:

@@ -1,4 +1,4 @@
-"""Drivers at the field sites (method step 2): nearest pixel, distance recorded."""
+"""Drivers at the field sites (method step 2): the cell containing the site (:func:`soilresp.grid.axis_cell`, the rule the biome of a site uses too), distance recorded."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from soilresp.grid import Grid
 
 def extract_at_sites(cube: xr.Dataset, obs: pd.DataFrame, grid: Grid,
                      max_distance_km: float = 100.0) -> pd.DataFrame:
-    """Driver values at each observation's site (nearest pixel) and year (method step 2).
+    """Driver values at each observation's site (the cell containing it, :func:`soilresp.grid.axis_cell`) and year (method step 2).
 
     Adds every cube variable as a column plus ``pixel_lat``, ``pixel_lon``, ``distance_km``
     (great-circle distance, km, on a sphere of the mean Earth radius 6371.0088 km, from the

@@ -28,24 +28,17 @@ def _coord(da, names):
 
 
 def _nearest_index(axis: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Index of the nearest axis value and whether it lies within half a cell (+ epsilon)."""
-    asc = axis[0] <= axis[-1]
-    ax = axis if asc else axis[::-1]
-    pos = np.clip(np.searchsorted(ax, values), 1, len(ax) - 1) if len(ax) > 1 else np.zeros(
-        len(values), int)
-    if len(ax) > 1:
-        left, right = ax[pos - 1], ax[pos]
-        pos = np.where(np.abs(values - left) <= np.abs(values - right), pos - 1, pos)
-        step = np.abs(np.diff(ax)).max()
-    else:
-        step = np.inf
-    inside = np.abs(values - ax[pos]) <= step / 2 + 1e-9
-    idx = pos if asc else len(ax) - 1 - pos
-    return idx, inside
+    """Index of the map cell containing each value and whether it is on the map: the one
+    cell rule of :func:`soilresp.grid.axis_cell` (the same as the drivers at a site)."""
+    from soilresp.grid import axis_cell
+
+    return axis_cell(axis, values)
 
 
 def assign_biomes(obs: pd.DataFrame, biome, *, max_cells: int = 0) -> pd.DataFrame:
-    """Add the ``biome`` code (int16) of the nearest map cell to each observation.
+    """Add the ``biome`` code (int16) of the map cell containing each observation
+    (:func:`soilresp.grid.axis_cell`: half-open cells, a site on an edge belongs to the cell
+    north / east of it).
 
     ``biome``: :class:`xarray.DataArray` on (lat, lon) with integer codes 1-10 and 0 =
     excluded (water, ice, non-modelled land). Longitudes may be -180..180 or 0..360; lat may

@@ -17,6 +17,7 @@ Used by Huang et al. 2020, Methods: field data ("annual Rs from the global SRDB"
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -36,10 +37,12 @@ _I, _F, _S = "Int64", "float64", "string"
 #: The 85 columns of ``srdb-data.csv`` in file order, with their pandas dtype
 #: (``srdb-data_fields.txt``; units there, e.g. Rs_annual in g C m-2 yr-1).
 #: ``Record_number`` is text: v20200220 has records "3905.1" and "3905.2".
+#: ``Duplicate_record`` is text: a list of the record numbers duplicated ("8,618" in real
+#: releases), checked by :func:`record_list`.
 SRDB_COLUMNS: dict[str, str] = {
     # record metadata
     "Record_number": _S, "Entry_date": _S, "Study_number": _I, "Author": _S,
-    "Duplicate_record": _I, "Quality_flag": _S, "Contributor": _S,
+    "Duplicate_record": _S, "Quality_flag": _S, "Contributor": _S,
     # site data
     "Country": _S, "Region": _S, "Site_name": _S, "Site_ID": _S, "Study_midyear": _F,
     "YearsOfData": _F, "Latitude": _F, "Longitude": _F, "Elevation": _F,
@@ -72,8 +75,34 @@ SRDB_REQUIRED: tuple[str, ...] = (
 #: Numeric columns the rules use: a non-numeric value there is an error (or, with
 #: ``strict=False``, excludes the record). Elsewhere it only becomes missing.
 SRDB_CORE_NUMERIC: tuple[str, ...] = (
-    "Study_midyear", "Latitude", "Longitude", "Rs_annual", "Duplicate_record",
+    "Study_midyear", "Latitude", "Longitude", "Rs_annual",
 )
+_RECORD_SEP = re.compile(r"[,;\s]+")
+
+
+def record_list(path: Path, name: str, values: list[str], rows: list[int], *, strict: bool,
+                problems: list[dict]) -> pd.Series:
+    """``Duplicate_record`` cells as text: empty, or record numbers (integers, or SRDB's
+    "3905.1"-style numbers) separated by commas, semicolons or spaces, written back as
+    "8,618". Anything else is an error naming the row and column (or, ``strict=False``, a
+    bad value that excludes the record)."""
+    out = []
+    for k, v in enumerate(values):
+        t = v.strip().strip('"').strip()
+        if t.casefold() in ("", "na", "nan"):
+            out.append("")
+            continue
+        parts = [p for p in _RECORD_SEP.split(t) if p]
+        ok = all(re.fullmatch(r"\d+(?:\.\d+)?", p) for p in parts)
+        if not ok:
+            msg = "not a record number or a list of them"
+            if strict:
+                raise input_error(path, msg, row=rows[k], column=name, value=v)
+            problems.append({"row": rows[k], "column": name, "value": v, "problem": msg})
+            out.append("")
+            continue
+        out.append(",".join(parts))
+    return to_text(out)
 
 
 def read_srdb(path: str | Path, *, strict: bool = True) -> pd.DataFrame:
@@ -112,6 +141,9 @@ def read_srdb(path: str | Path, *, strict: bool = True) -> pd.DataFrame:
     n = len(starts)
     for name, dtype in SRDB_COLUMNS.items():
         values = cols.get(name, [""] * n)
+        if name == "Duplicate_record":
+            out[name] = record_list(path, name, values, starts, strict=strict, problems=problems)
+            continue
         if dtype == _S:
             out[name] = to_text(values)
             continue
@@ -130,7 +162,7 @@ def read_srdb(path: str | Path, *, strict: bool = True) -> pd.DataFrame:
     df.index = pd.Index(starts, name="row", dtype="int64")
     for p in problems:
         col = p["column"]
-        p["core"] = col in SRDB_CORE_NUMERIC or col == "" or col.startswith("#")
+        p["core"] = col in SRDB_CORE_NUMERIC or col in ("", "Duplicate_record") or col.startswith("#")
     df.attrs[BAD_VALUES_KEY] = problems
     df.attrs[ENCODING_KEY] = encoding
     return df

@@ -94,9 +94,21 @@ class BiomeModel:
             raise ValueError(f"biome {self.biome} model reads {self.predictors}; got {X.shape[1]} columns")
         return X, np.isfinite(X).all(axis=1)
 
+    def clamp(self, X: np.ndarray) -> np.ndarray:
+        """Each predictor clipped to its training range (``meta['training_range']``) when
+        ``meta['predictor_range'] == 'clamp'``; ``X`` unchanged otherwise (docs/models.md)."""
+        rng = self.meta.get("training_range")
+        if self.meta.get("predictor_range") != "clamp" or not rng:
+            return X
+        lo = np.array([rng[v][0] if v in rng else -np.inf for v in self.predictors], dtype=np.float64)
+        hi = np.array([rng[v][1] if v in rng else np.inf for v in self.predictors], dtype=np.float64)
+        return np.clip(X, lo, hi)  # NaN stays NaN
+
     def predict(self, X) -> np.ndarray:
-        """Rs (g C m-2 yr-1) per row; NaN where any input is missing."""
+        """Rs (g C m-2 yr-1) per row; NaN where any input is missing. Predictors are clamped to
+        the training range first (:meth:`clamp`)."""
         X, ok = self._rows(X)
+        X = self.clamp(X)
         if ok.all():  # no missing input: no masking copy
             return self._checked(np.asarray(self.estimator.predict(X), dtype=np.float64), X)
         out = np.full(X.shape[0], np.nan)
@@ -126,6 +138,7 @@ class BiomeModel:
         if not self.supports_intervals:
             raise ValueError(f"biome {self.biome}: family {self.family!r} gives no prediction intervals")
         X, ok = self._rows(X)
+        X = self.clamp(X)
         q = [float(v) for v in np.atleast_1d(quantiles)]
         out = np.full((X.shape[0], len(q)), np.nan)
         if ok.any():
@@ -165,7 +178,11 @@ def nls_from_dict(doc: dict, path: Path | str = "<model>") -> NonlinearRs:
     cov = doc.get("cov")
     m.cov_ = np.asarray(cov, dtype=float) if cov is not None else np.full((params.size,) * 2, np.nan)
     m.stderr_ = np.sqrt(np.clip(np.diag(m.cov_), 0, None))
-    m.q10_ = float(np.exp(10 * params[1]))
+    m.x_ref_ = np.asarray(doc.get("x_ref") or [np.nan] * N_INPUTS[form], dtype=float)
+    m.q10_ = float(doc["q10"]) if doc.get("q10") is not None else float("nan")
+    m.t_response = str(doc.get("t_response", "free"))
+    m.q10_range = tuple(float(v) for v in (doc.get("q10_range") or (1.0, 6.0)))
+    m.bound_reason_ = str(doc.get("bound_reason", ""))
     m.n_obs_ = int(doc.get("n_obs", 0))
     m.at_bound_ = bool(doc.get("at_bound", False))
     m.n_features_in_ = N_INPUTS[form]

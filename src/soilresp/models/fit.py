@@ -1,24 +1,29 @@
 """Fit the whole per-biome model suite from a training table (method step 4).
 
 :func:`fit_biomes` is the one entry point used by the models stage (``soilresp fit``) and by
-the real-data check (:mod:`soilresp.models.srdb_covariates`). Per biome:
+the real-data check (:mod:`soilresp.field.covariates`). Per biome:
 
 1. **Predictors** by the Eq 5 stepwise choice (:func:`~soilresp.models.selection.stepwise_predictors`).
-2. **Candidates**: Eq 1-4 with the chosen predictors (family ``nls``) and each configured
-   machine-learning family on the chosen (T, M, P) (:mod:`soilresp.models.ml`).
-3. **Skill** of every candidate under k-fold CV (``random``) and site-grouped k-fold CV
-   (``site``: no site in both a training and its test fold); the ML grid search runs inside
-   each training fold (nested CV). R2 = 1 - SS_res / SS_tot of the pooled out-of-fold
-   predictions, RMSE and bias = mean(predicted - observed), g C m-2 yr-1, n rows.
-4. **Selection**: the candidate with the highest CV R2 under ``[models] select_by`` (ties,
-   to 1e-6: lower RMSE), the paper's rule; refitted (and, for ML, re-tuned) on all rows.
-5. **Fallback**: a biome with fewer than ``min_observations`` rows, or where no model can
-   be fitted, gets the **pooled model**: the same procedure on all rows of biomes 1-10; its
-   skill rows score the pooled out-of-fold predictions on that biome's own rows; the
-   ``fallback`` field says so.
-
-The Eq 5 predictor choice uses all of a biome's rows (not repeated per CV fold), so the CV skill is
-conditional on the chosen predictors for every family alike.
+2. **Candidates**: Eq 1-4 with the chosen predictors (family ``nls``, physically bounded:
+   ``[models] t_response``, ``q10_range``), each configured machine-learning family on the
+   chosen (T, M, P) (:mod:`soilresp.models.ml`), and the biome mean (family ``mean``, the
+   baseline every model must beat).
+3. **Skill** of every candidate under random, site-, location- and spatial-block-grouped
+   k-fold CV (:mod:`soilresp.models.cv`), **nested**: the Eq 5 choice and the ML grid search
+   are redone inside every outer training fold. R2 = 1 - SS_res / SS_tot of the pooled
+   out-of-fold predictions, RMSE and bias = mean(predicted - observed), g C m-2 yr-1.
+4. **Selection**: the candidate with the highest CV R2 under ``[models] select_by`` (default
+   ``location``; ties, to 1e-6: lower RMSE), refitted (and, for ML, re-tuned) on all rows.
+   An Eq 1-4 fit with a parameter on a bound is not eligible (its ``bound_reason`` is in the
+   skill table).
+5. **Fallback**: a biome with fewer than ``min_observations`` rows, where nothing can be
+   fitted, or whose best CV R2 is <= ``min_cv_r2`` (0) gets the **pooled model** (the same
+   procedure on all rows of biomes 1-10) if that model's CV R2 on the biome's own rows is
+   above ``min_cv_r2``, else the **biome mean** (Eq 1 with b = 0: Rs = mean observed Rs).
+   The ``fallback`` field says which and why.
+6. Every deployed model records its **training range** per predictor (clamped to at
+   prediction, ``[models] predictor_range``) and its **area of applicability**
+   (:mod:`soilresp.aoa`).
 """
 
 from __future__ import annotations
@@ -34,12 +39,14 @@ import pandas as pd
 
 from soilresp.config import BIOMES, ModelsConfig
 from soilresp.models.base import BiomeModel
-from soilresp.models.nonlinear import FORMS, FitError, NonlinearRs
-from soilresp.models.selection import _score, nls_forms, oof_predict, stepwise_predictors
+from soilresp.models.cv import KM_PER_DEG, PREFIX, SCHEMES, candidate_rows, fold_of, nested_oof, outer_splits
+from soilresp.models.cv import scheme_groups
+from soilresp.models.nonlinear import FORMS, FitError, NonlinearRs, constant_model, effective_q10
+from soilresp.models.selection import _score, nls_forms, stepwise_predictors
 
-SCHEMES = ("random", "site")
-SKILL_COLUMNS = ["biome", "biome_name", "family", "form", "predictors", "n", "n_sites", "cv_r2", "cv_rmse",
-                 "cv_bias", "site_cv_r2", "site_cv_rmse", "site_cv_bias", "selected", "fallback"]
+SKILL_COLUMNS = (["biome", "biome_name", "family", "form", "predictors", "n", "n_sites"]
+                 + [PREFIX[k] + m for k in SCHEMES for m in ("r2", "rmse", "bias")]
+                 + ["at_bound", "bound_reason", "selected", "fallback"])
 _ROLE = {"a": "", "b": "T", "c": "T", "d": "M", "e": "M", "f": "P"}
 
 
@@ -70,26 +77,39 @@ def table_hash(table: pd.DataFrame) -> str:
 
 @dataclass
 class _Cand:
-    family: str
-    form: str            # eq1-eq4 for nls, "" for the ML families
-    cols: list[str]
-    index: np.ndarray    # row labels of the biome table used (predictors and rs present)
+    family: str          # nls, an ML family, or "mean" (the biome-mean baseline)
+    form: str            # eq1-eq4 for nls, "" otherwise
+    cols: list[str]      # predictors of the final fit
+    index: np.ndarray    # row labels of the table used by the final fit (predictors and rs > 0)
     sites: np.ndarray
     y: np.ndarray
-    oof: dict[str, np.ndarray] = field(default_factory=dict)
+    X: np.ndarray
+    pos: np.ndarray      # positions of those rows in the fitted table (for its CV groups)
+    oof: dict[str, np.ndarray] = field(default_factory=dict)   # per scheme, aligned with ``index``
     final: object = None
     tuned: dict = field(default_factory=dict)
+
+    @property
+    def at_bound(self) -> bool:
+        return bool(getattr(self.final, "at_bound_", False)) if self.family == "nls" else False
 
 
 @dataclass
 class BiomeFit:
-    """The candidates of one biome (or of the pooled model) and the chosen one."""
+    """The candidates of one biome (or of the pooled model) and the chosen one.
+
+    ``chosen``: index of the best eligible candidate (-1: none); ``refused``: why it is not
+    deployed ("" when it is); ``mean``: index of the biome-mean candidate."""
 
     biome: int
     predictors: dict[str, str]
     steps: list[dict]
     cands: list[_Cand]
     chosen: int
+    refused: str = ""
+    mean: int = -1
+    groups: dict = field(default_factory=dict)
+    index: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
 
 
 @dataclass
@@ -104,110 +124,186 @@ class FitResult:
     pooled_skill: pd.DataFrame = field(default_factory=pd.DataFrame)  # the pooled model on all its rows
 
 
+def _nls_kw(cfg: ModelsConfig) -> dict:
+    return {"t_response": cfg.t_response, "q10_range": tuple(float(v) for v in cfg.q10_range)}
+
+
+def _columns(cand: tuple[str, str], preds: dict[str, str]) -> list[str] | None:
+    fam, form = cand
+    if fam == "nls":
+        return nls_forms(preds).get(form)
+    if fam == "mean":
+        return [preds["T"]]
+    return [preds[k] for k in ("T", "M", "P") if k in preds]
+
+
 def fit_biome(df: pd.DataFrame, biome: int, cfg: ModelsConfig, cand: dict[str, list[str]], *, seed: int,
-              grids: dict | None = None, on_family: Callable[[str], None] | None = None) -> BiomeFit:
-    """Predictor choice, nested CV of every family, selection and final fits for one table.
+              groups: dict[str, np.ndarray | None] | None = None, grids: dict | None = None,
+              on_family: Callable[[str], None] | None = None) -> BiomeFit:
+    """Predictor choice, nested CV of every candidate, selection and final fits for one table.
 
     ``df``: rows of one biome (or all biomes, for the pooled model) with ``rs`` (g C m-2 yr-1),
-    ``site_id`` and the candidate predictor columns; ``cand``: candidate names per role.
+    ``site_id`` and the candidate predictor columns; ``cand``: candidate names per role;
+    ``groups``: CV group of each row per scheme (:func:`soilresp.models.cv.scheme_groups`;
+    default: computed from ``df``). ``on_family(name)`` is called after each CV scheme and
+    after the final fits.
     """
-    preds, steps = stepwise_predictors(df, biome=biome, **cand)
-    chosen_cols = [preds[k] for k in ("T", "M", "P") if k in preds]
-    specs = []
+    nls_kw = _nls_kw(cfg)
+    if groups is None:
+        groups = scheme_groups(df, location_km=cfg.location_km or 0.0, block_deg=cfg.block_deg)
+    pos = np.arange(len(df))
+    dfp = df.reset_index(drop=True)
+    preds, steps = stepwise_predictors(dfp, biome=biome, nls_kw=nls_kw, **cand)
+
+    def choose(train):
+        return stepwise_predictors(train, biome=biome, nls_kw=nls_kw, **cand)[0]
+
+    specs: list[tuple[str, str]] = []
     for fam in cfg.families:
-        if fam == "nls":
-            specs += [("nls", f, cols) for f, cols in nls_forms(preds).items()]
-        else:
-            specs.append((fam, "", chosen_cols))
+        specs += [("nls", f) for f in nls_forms(preds)] if fam == "nls" else [(fam, "")]
+    specs.append(("mean", ""))
     grids = grids or {}
-    cands: list[_Cand] = []
-    for fam in cfg.families:
-        for _, form, cols in [sp for sp in specs if sp[0] == fam]:
-            sub = df[cols + ["rs", "site_id"]].dropna()
-            sub = sub[sub["rs"] > 0]
-            X, y, g = sub[cols].to_numpy(float), sub["rs"].to_numpy(float), sub["site_id"].astype(str).to_numpy()
-            c = _Cand(fam, form, cols, sub.index.to_numpy(), g, y)
-            if fam != "nls" and y.size < 2 * cfg.inner_folds + 2:  # too few rows to tune: no candidate
-                c.oof = {k: np.full(y.size, np.nan) for k in SCHEMES}
-                cands.append(c)
-                continue
-            for scheme in SCHEMES:
-                c.oof[scheme] = oof_predict(fam, form or None, X, y, g, scheme=scheme, folds=cfg.cv_folds, seed=seed,
-                                            inner_folds=cfg.inner_folds, grid=grids.get(fam))
-            c.final, c.tuned = _final_fit(fam, form, X, y, g, cfg, seed, grids.get(fam))
-            cands.append(c)
+    oofs = {}
+    for scheme in SCHEMES:
+        ml = [c for c in specs if c[0] not in ("nls", "mean")]
+        oofs[scheme] = nested_oof(dfp, [c for c in specs if c[0] == "nls"] + ml, choose=choose, columns=_columns,
+                                  scheme=scheme, groups=groups[scheme], folds=cfg.cv_folds, seed=seed,
+                                  inner_folds=cfg.inner_folds, grids=grids, nls_kw=nls_kw)
+        oofs[scheme][("mean", "")] = _mean_oof(dfp, scheme, groups[scheme], cfg.cv_folds, seed)
         if on_family:
-            on_family(fam)
+            on_family(scheme)
+    gsel = groups[cfg.select_by]
+    cands: list[_Cand] = []
+    for spec in specs:
+        fam, form = spec
+        cols = _columns(spec, preds)
+        rows = candidate_rows(dfp, cols)
+        X, y = dfp[cols].to_numpy(float)[rows], dfp["rs"].to_numpy(float)[rows]
+        c = _Cand(fam, form, cols, df.index.to_numpy()[rows], df["site_id"].astype(str).to_numpy()[rows], y, X,
+                  rows, {k: oofs[k][spec][rows] for k in SCHEMES})
+        if fam != "nls" and fam != "mean" and y.size < 2 * cfg.inner_folds + 2:  # too few rows to tune
+            cands.append(c)
+            continue
+        c.final, c.tuned = _final_fit(fam, form, X, y, None if gsel is None else gsel[rows], cfg, seed,
+                                      grids.get(fam), nls_kw)
+        cands.append(c)
+    if on_family:
+        on_family("final")
     eligible = set(cfg.select_from or cfg.families)
     scores = []
     for k, c in enumerate(cands):
         s = _score(c.y, c.oof[cfg.select_by])
-        if c.family in eligible and c.final is not None and np.isfinite(s.r2):
+        if c.family in eligible and c.final is not None and np.isfinite(s.r2) and not c.at_bound:
             scores.append((round(s.r2, 6), -s.rmse, -k))
+    mean_k = len(cands) - 1
     if not scores:
-        raise FitError(f"biome {biome}: no model could be fitted and cross-validated")
+        bound = [f"{c.form} ({c.final.bound_reason_})" for c in cands if c.at_bound]
+        why = "no candidate could be fitted and cross-validated" + (
+            f"; on a bound: {', '.join(bound)}" if bound else "")
+        return BiomeFit(biome, preds, steps, cands, -1, why, mean_k, groups, pos)
     chosen = -max(scores)[2]
-    return BiomeFit(biome, preds, steps, cands, chosen)
+    r2 = max(scores)[0]
+    refused = ""
+    if not r2 > cfg.min_cv_r2:
+        c = cands[chosen]
+        refused = (f"best candidate {c.family} {c.form}".rstrip() +
+                   f" has {cfg.select_by} CV R2 {r2:.3g} <= {cfg.min_cv_r2:g}")
+    return BiomeFit(biome, preds, steps, cands, chosen, refused, mean_k, groups, pos)
 
 
-def _fit_task(sub, code, cfg, cand, seed, grids, on_family=None) -> tuple[int, "BiomeFit | str"]:
+def _mean_oof(df: pd.DataFrame, scheme: str, groups, folds: int, seed: int) -> np.ndarray:
+    """Out-of-fold prediction of the biome-mean baseline (mean Rs > 0 of the training fold)."""
+    y = df["rs"].to_numpy(float)
+    ok = np.isfinite(y) & (y > 0)
+    out = np.full(y.size, np.nan)
+    for tr, te in outer_splits(scheme, folds, seed, groups, y.size):
+        t = tr[ok[tr]]
+        if t.size:
+            out[te] = y[t].mean()
+    return out
+
+
+def _fit_task(sub, code, cfg, cand, seed, grids, groups=None, on_family=None) -> tuple[int, "BiomeFit | str"]:
     """:func:`fit_biome` with one BLAS thread (tiny matrices); a failure comes back as its message."""
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(1):
         try:
-            return code, fit_biome(sub, code, cfg, cand, seed=seed, grids=grids, on_family=on_family)
+            return code, fit_biome(sub, code, cfg, cand, seed=seed, groups=groups, grids=grids, on_family=on_family)
         except FitError as e:
             return code, str(e)
 
 
-def _final_fit(fam, form, X, y, g, cfg, seed, grid):
+def _final_fit(fam, form, X, y, g, cfg, seed, grid, nls_kw):
     """The candidate refitted on all rows (ML: grid search with the ``select_by`` inner CV)."""
     from soilresp.models.ml import fit_search, tuned_params
 
+    if fam == "mean":
+        return constant_model(y, X[:, 0]), {}
     if fam == "nls":
         try:
-            return NonlinearRs(form).fit(X, y), {}
+            return NonlinearRs(form, **nls_kw).fit(X, y), {}
         except FitError:
             return None, {}
     search = fit_search(fam, X, y, seed=seed, inner_folds=cfg.inner_folds,
-                        groups=g if cfg.select_by == "site" else None, grid=grid)
+                        groups=None if cfg.select_by == "random" else g, grid=grid)
     return search.best_estimator_, tuned_params(search)
 
 
-def _skill_rows(code: int, fit: BiomeFit, rows: pd.Index | None, fallback: str) -> list[dict]:
+def _skill_rows(code: int, fit: BiomeFit, rows: pd.Index | None, fallback: str, chosen: int | None = None) -> list[dict]:
     """S2 rows of ``fit`` scored on all its rows, or (fallback) on the labels ``rows`` only."""
     out = []
+    chosen = fit.chosen if chosen is None else chosen
     for k, c in enumerate(fit.cands):
         keep = np.ones(c.y.size, bool) if rows is None else np.isin(c.index, rows)
         r = {"biome": code, "biome_name": BIOMES.get(code, "pooled"), "family": c.family, "form": c.form,
-             "predictors": ",".join(c.cols), "n": int(keep.sum()), "n_sites": int(len(set(c.sites[keep])))}
-        for scheme, pre in (("random", "cv_"), ("site", "site_cv_")):
+             "predictors": ",".join(c.cols) if c.family != "mean" else "",
+             "n": int(keep.sum()), "n_sites": int(len(set(c.sites[keep])))}
+        for scheme in SCHEMES:
             s = _score(c.y[keep], c.oof[scheme][keep])
+            pre = PREFIX[scheme]
             r.update({pre + "r2": s.r2, pre + "rmse": s.rmse, pre + "bias": s.bias})
-        r.update(selected=k == fit.chosen, fallback=fallback)
+        r.update(at_bound=c.at_bound, bound_reason=getattr(c.final, "bound_reason_", "") if c.family == "nls" else "",
+                 selected=k == chosen, fallback=fallback)
         out.append(r)
     return out
 
 
-def _parameter_rows(code: int, fit: BiomeFit) -> list[dict]:
-    """S4 rows: Eq 1-4 parameters with standard errors (and Q10), ML tuned hyper-parameters."""
+def _q10_stderr(m: NonlinearRs) -> float:
+    """Delta-method standard error of the effective Q10 at ``x_ref_`` (numerical gradient)."""
+    p = np.asarray(m.params_, dtype=float)
+    g = np.zeros(p.size)
+    for k in range(p.size):
+        h = 1e-6 * max(abs(p[k]), 1e-3)
+        up, dn = p.copy(), p.copy()
+        up[k] += h
+        dn[k] -= h
+        g[k] = (effective_q10(m.form, up, *m.x_ref_) - effective_q10(m.form, dn, *m.x_ref_)) / (2 * h)
+    v = float(g @ m.cov_ @ g)
+    return float(np.sqrt(v)) if v >= 0 else float("nan")
+
+
+def _parameter_rows(code: int, fit: BiomeFit, chosen: int | None = None) -> list[dict]:
+    """S4 rows: Eq 1-4 parameters with standard errors, the effective Q10 at the median
+    inputs (``q10``; ``t_ref``: that median T, degC), ML tuned hyper-parameters."""
     out = []
+    chosen = fit.chosen if chosen is None else chosen
     for k, c in enumerate(fit.cands):
         if c.final is None:
             continue
         base = {"biome": code, "biome_name": BIOMES.get(code, "pooled"), "family": c.family, "form": c.form,
-                "selected": k == fit.chosen}
+                "selected": k == chosen}
         roles = dict(zip(("T", "M", "P"), c.cols))
-        if c.family == "nls":
+        if c.family in ("nls", "mean"):
             m = c.final
-            for name, v, se in zip(FORMS[c.form], m.params_, m.stderr_):
+            for name, v, se in zip(FORMS[m.form], m.params_, m.stderr_):
                 role = _ROLE[name]
                 out.append({**base, "role": role, "predictor": roles.get(role, ""), "param": name,
                             "value": float(v), "stderr": float(se), "text": repr(float(v))})
-            q10_se = 10 * m.q10_ * float(m.stderr_[1])  # delta method
             out.append({**base, "role": "T", "predictor": roles["T"], "param": "q10", "value": m.q10_,
-                        "stderr": q10_se, "text": repr(m.q10_)})
+                        "stderr": _q10_stderr(m), "text": repr(m.q10_)})
+            out.append({**base, "role": "T", "predictor": roles["T"], "param": "t_ref",
+                        "value": float(m.x_ref_[0]), "stderr": np.nan, "text": repr(float(m.x_ref_[0]))})
         else:
             for name, v in sorted(c.tuned.items()):
                 num = float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else np.nan
@@ -216,33 +312,61 @@ def _parameter_rows(code: int, fit: BiomeFit) -> list[dict]:
     return out
 
 
-def _model(code: int, fit: BiomeFit, *, fallback: str, n_rows: int, skill: dict, meta: dict,
-           units: dict) -> BiomeModel:
-    c = fit.cands[fit.chosen]
+def _model(code: int, fit: BiomeFit, chosen: int, *, fallback: str, n_rows: int, skill: dict, meta: dict,
+           units: dict, cfg: ModelsConfig, seed: int) -> BiomeModel:
+    from soilresp.aoa import importance_weights, train_aoa
+
+    c = fit.cands[chosen]
+    family = "nls" if c.family == "mean" else c.family
+    skill_keys = ["n"] + [PREFIX[k] + m for k in SCHEMES for m in ("r2", "rmse", "bias")]
+    weights = importance_weights(c.final, c.X, c.y, seed=seed)
+    g = fit.groups.get(cfg.select_by)
+    folds = fold_of(outer_splits(cfg.select_by, cfg.cv_folds, seed, None if g is None else g[c.pos], c.y.size),
+                    c.y.size)
+    aoa = {"predictors": list(c.cols), **train_aoa(c.X, weights, folds)}
     doc = {"biome_name": BIOMES.get(code, "pooled"), "n_biome": int(n_rows), "n_training": int(c.y.size),
            "fallback": fallback,
-           "form": c.form if c.family == "nls" else None,
+           "form": c.final.form if family == "nls" else None,
            "roles": dict(zip(("T", "M", "P"), c.cols)),
            "units": {"rs": "g C m-2 yr-1", **{v: units.get(v, "") for v in c.cols}},
            "tuned_params": {k: (list(v) if isinstance(v, tuple) else v) for k, v in c.tuned.items()},
            # null, not NaN, where a biome has no rows to score (strict JSON)
            "skill": {k: (None if isinstance(skill[k], float) and not np.isfinite(skill[k]) else skill[k])
-                     for k in ("n", "cv_r2", "cv_rmse", "cv_bias", "site_cv_r2", "site_cv_rmse", "site_cv_bias")},
+                     for k in skill_keys},
+           "predictor_range": cfg.predictor_range,
+           "training_range": {v: [float(c.X[:, j].min()), float(c.X[:, j].max())] for j, v in enumerate(c.cols)},
+           "aoa": aoa,
            **meta}
-    if c.family != "nls":
+    if family != "nls":
         doc.pop("form")
-    return BiomeModel(code, c.family, c.cols, c.final, doc)
+    return BiomeModel(code, family, c.cols, c.final, doc)
+
+
+def _mean_only_fit(sub: pd.DataFrame, code: int, tcol: str, groups: dict, cfg: ModelsConfig, seed: int) -> BiomeFit:
+    """A :class:`BiomeFit` holding only the biome-mean candidate of ``sub`` (too few rows for
+    its own fit, and the pooled model does not predict them)."""
+    d = sub.reset_index(drop=True)
+    rows = np.flatnonzero(np.isfinite(d["rs"].to_numpy(float)) & (d["rs"].to_numpy(float) > 0))
+    X = d[[tcol]].to_numpy(float)[rows] if tcol in d else np.full((rows.size, 1), np.nan)
+    y = d["rs"].to_numpy(float)[rows]
+    oof = {k: _mean_oof(d, k, groups[k], cfg.cv_folds, seed)[rows] for k in SCHEMES}
+    c = _Cand("mean", "", [tcol], sub.index.to_numpy()[rows], d["site_id"].astype(str).to_numpy()[rows], y, X,
+              rows, oof, constant_model(y, X[:, 0]))
+    return BiomeFit(code, {"T": tcol}, [], [c], 0, "", 0, groups, np.arange(len(d)))
 
 
 def fit_biomes(table: pd.DataFrame, cfg: ModelsConfig, *, seed: int, progress=None, units: dict | None = None,
-               biomes: dict[int, str] | None = None, grids: dict | None = None, meta: dict | None = None) -> FitResult:
+               biomes: dict[int, str] | None = None, grids: dict | None = None, meta: dict | None = None,
+               cell_km: float | None = None) -> FitResult:
     """Fit, cross-validate and select a model for every biome (see module docstring).
 
     ``table``: one row per observation with ``rs`` (g C m-2 yr-1), ``site_id``, ``biome``
-    (codes of ``biomes``, default :data:`soilresp.config.BIOMES`; 0 = none) and driver columns;
+    (codes of ``biomes``, default :data:`soilresp.config.BIOMES`; 0 = none), ``lat``/``lon``
+    (degrees; without them the location and block CV use the sites) and driver columns;
     candidates are ``cfg.temperature`` / ``moisture`` / ``productivity`` and their ``_mam`` /
     ``_jja`` versions present in the table. ``units`` maps driver names to units (recorded in
-    the model files). ``progress(name, done, total)`` is called per biome and family.
+    the model files). ``cell_km``: one grid cell, km (default distance of the location CV).
+    ``progress(name, done, total)`` is called per biome and CV scheme.
     Returns the fitted :class:`BiomeModel` per biome and the tables S2 (skill), S3 (selected),
     S4 (parameters) and the Eq 5 steps. Repeatable bit for bit for a given ``seed``.
     """
@@ -254,12 +378,20 @@ def fit_biomes(table: pd.DataFrame, cfg: ModelsConfig, *, seed: int, progress=No
     if not cand["temperature"]:
         raise KeyError(f"none of the temperature candidates {cfg.temperature} is a column of the training table")
     units = units or {}
+    loc_km = cfg.location_km if cfg.location_km is not None else (cell_km or 0.0)
     base_meta = {"training_hash": table_hash(table), "seed": int(seed), "select_by": cfg.select_by,
                  "cv_folds": cfg.cv_folds, "inner_folds": cfg.inner_folds, "families": list(cfg.families),
-                 "versions": package_versions(), **(meta or {})}
+                 "location_km": float(loc_km), "block_deg": float(cfg.block_deg),
+                 "cv_groups": "lat/lon" if {"lat", "lon"} <= set(table.columns) else "site_id (no lat/lon)",
+                 "min_cv_r2": cfg.min_cv_r2, "versions": package_versions(), **(meta or {})}
     progress = progress or (lambda *a: None)
     table = table.reset_index(drop=True)
-    nfam = len(cfg.families)
+    allg = scheme_groups(table, location_km=loc_km, block_deg=cfg.block_deg)
+
+    def gsub(idx):
+        return {k: None if v is None else v[np.asarray(idx)] for k, v in allg.items()}
+
+    nstep = len(SCHEMES) + 1
     labels = {code: f"fit biome {code:2d} {biomes[code]}" for code in sorted(biomes)}
     subs = {code: table[table["biome"] == code] for code in sorted(biomes)}
     todo = [code for code in sorted(biomes) if len(subs[code]) >= cfg.min_observations]
@@ -267,64 +399,115 @@ def fit_biomes(table: pd.DataFrame, cfg: ModelsConfig, *, seed: int, progress=No
     if cfg.n_jobs == 1:
         for code in todo:
             done = []
-            progress(labels[code], 0, nfam)
-            _, fits[code] = _fit_task(subs[code], code, cfg, cand, seed, grids,
-                                      lambda f, c=code: (done.append(f), progress(labels[c], len(done), nfam)))
+            progress(labels[code], 0, nstep)
+            _, fits[code] = _fit_task(subs[code], code, cfg, cand, seed, grids, gsub(subs[code].index),
+                                      lambda f, c=code: (done.append(f), progress(labels[c], len(done), nstep)))
     else:
         from joblib import Parallel, delayed
 
         for code in todo:
-            progress(labels[code], 0, nfam)
+            progress(labels[code], 0, nstep)
         jobs = Parallel(n_jobs=cfg.n_jobs, return_as="generator_unordered")(
-            delayed(_fit_task)(subs[code], code, cfg, cand, seed, grids) for code in todo)
+            delayed(_fit_task)(subs[code], code, cfg, cand, seed, grids, gsub(subs[code].index)) for code in todo)
         for code, fit in jobs:
             fits[code] = fit
-            progress(labels[code], nfam, nfam)
+            progress(labels[code], nstep, nstep)
     pooled: BiomeFit | None = None
+
+    def get_pooled() -> BiomeFit:
+        nonlocal pooled
+        if pooled is None:
+            progress("fit pooled model", 0, 1)
+            ptab = table[table["biome"].isin(list(biomes))]
+            _, pooled = _fit_task(ptab, 0, cfg, cand, seed, grids, gsub(ptab.index))
+            if isinstance(pooled, str):
+                raise FitError(f"pooled model: {pooled}")
+            progress("fit pooled model", 1, 1)
+        return pooled
+
+    pre = PREFIX[cfg.select_by]
     models, selected, skill, params, steps = {}, [], [], [], []
     for code in sorted(biomes):
-        label, sub = labels[code], subs[code]
+        sub = subs[code]
         fit = fits.get(code)
+        own = fit if isinstance(fit, BiomeFit) else None
         if fit is None:
-            fallback = f"pooled model of all biomes ({len(sub)} < min_observations = {cfg.min_observations})"
+            reason = f"{len(sub)} < min_observations = {cfg.min_observations}"
         elif isinstance(fit, str):
-            fallback, fit = f"pooled model of all biomes (own fit failed: {fit})", None
+            reason = f"own fit failed: {fit}"
         else:
-            fallback = ""
-        if fit is None:
-            if pooled is None:
-                progress("fit pooled model", 0, 1)
-                _, pooled = _fit_task(table[table["biome"].isin(list(biomes))], 0, cfg, cand, seed, grids)
-                if isinstance(pooled, str):
-                    raise FitError(f"pooled model: {pooled}")
-                progress("fit pooled model", 1, 1)
-            fit = pooled
-        rows = sub.index if fallback else None
-        srows = _skill_rows(code, fit, rows, fallback)
+            reason = fit.refused
+        if not reason:
+            src, chosen, rows, fallback = own, own.chosen, None, ""
+        else:
+            pfit = get_pooled()
+            pr = _skill_rows(code, pfit, sub.index, "")[pfit.chosen] if pfit.chosen >= 0 else None
+            pr2 = pr[pre + "r2"] if pr else np.nan
+            if pfit.chosen >= 0 and not pfit.refused and (len(sub) == 0 or pr2 > cfg.min_cv_r2):
+                note = "no rows to score it on" if len(sub) == 0 else f"its {cfg.select_by} CV R2 on this biome's rows {pr2:.3g}"
+                src, chosen, rows = pfit, pfit.chosen, sub.index
+                fallback = f"pooled model of all biomes ({reason}; {note})"
+            else:
+                why = (f"pooled model's {cfg.select_by} CV R2 on this biome's rows {pr2:.3g} <= {cfg.min_cv_r2:g}"
+                       if pfit.chosen >= 0 and not pfit.refused else f"pooled model not deployable: {pfit.refused}")
+                fallback = f"biome mean ({reason}; {why})"
+                if own is not None:
+                    src, chosen, rows = own, own.mean, None
+                else:
+                    src = _mean_only_fit(sub, code, pfit.predictors["T"], gsub(sub.index), cfg, seed)
+                    chosen, rows = 0, None
+        srows = _skill_rows(code, src, rows, fallback, chosen)
+        if src is not own and own is not None:   # the biome's own candidates, for the record
+            srows = _skill_rows(code, own, None, "", -1) + srows
+        elif src is not own and src is not pooled and pooled is not None:
+            srows = _skill_rows(code, pooled, sub.index, "", -1) + srows
         for r in srows:
             r["biome_name"] = biomes[code]
         skill += srows
-        best = srows[fit.chosen]
-        steps += [{"biome": code, "biome_name": biomes[code], "pooled": bool(fallback), **r} for r in fit.steps]
-        prow = _parameter_rows(code, fit)
+        best = next(r for r in srows if r["selected"])
+        steps += [{"biome": code, "biome_name": biomes[code], "pooled": src is pooled, **r} for r in src.steps]
+        prow = _parameter_rows(code, src, chosen)
         for r in prow:
             r["biome_name"] = biomes[code]
         params += prow
-        m = _model(code, fit, fallback=fallback, n_rows=len(sub), skill=best, meta=base_meta, units=units)
+        m = _model(code, src, chosen, fallback=fallback, n_rows=len(sub), skill=best, meta=base_meta, units=units,
+                   cfg=cfg, seed=seed)
         m.meta["biome_name"] = biomes[code]
+        ry = sub["rs"].to_numpy(float)
+        ry = ry[np.isfinite(ry) & (ry > 0)]
+        allr = table.loc[table["biome"].isin(list(biomes)), "rs"].to_numpy(float)
+        allr = allr[np.isfinite(allr) & (allr > 0)]
+        # the robust value outside the AOA ([product] outside_aoa = "fallback")
+        m.meta["biome_mean_rs"] = float(ry.mean()) if ry.size else (float(allr.mean()) if allr.size else None)
+        m.meta["biome_max_rs"] = float(ry.max()) if ry.size else None
         models[code] = m
-        c = fit.cands[fit.chosen]
-        pvals = c.final.params_.tolist() if c.family == "nls" else m.meta["tuned_params"]
+        c = src.cands[chosen]
+        pvals = c.final.params_.tolist() if c.family in ("nls", "mean") else m.meta["tuned_params"]
         selected.append({"biome": code, "biome_name": biomes[code], "family": c.family, "form": c.form,
                          "predictors": ",".join(c.cols), "params": json.dumps(pvals), "n": int(len(sub)),
-                         "n_sites": int(sub["site_id"].nunique()), "n_fit": best["n"] if not fallback else
-                         int(c.y.size),
-                         "cv_r2": best["cv_r2"], "cv_rmse": best["cv_rmse"], "cv_bias": best["cv_bias"],
-                         "site_cv_r2": best["site_cv_r2"], "site_cv_rmse": best["site_cv_rmse"],
-                         "site_cv_bias": best["site_cv_bias"], "select_by": cfg.select_by,
-                         "fallback": fallback})
+                         "n_sites": int(sub["site_id"].nunique()), "n_fit": int(c.y.size),
+                         **{k: best[k] for k in SKILL_COLUMNS if k.startswith(tuple(PREFIX.values()))},
+                         "q10": float(c.final.q10_) if c.family in ("nls", "mean") else np.nan,
+                         "t_ref": float(c.final.x_ref_[0]) if c.family in ("nls", "mean") else np.nan,
+                         "select_by": cfg.select_by, "fallback": fallback})
     pooled_skill = pd.DataFrame(_skill_rows(0, pooled, None, "") if pooled else [], columns=SKILL_COLUMNS)
     return FitResult(models, pd.DataFrame(selected), pd.DataFrame(skill, columns=SKILL_COLUMNS),
                      pd.DataFrame(params, columns=["biome", "biome_name", "family", "form", "selected", "role",
                                                    "predictor", "param", "value", "stderr", "text"]),
                      pd.DataFrame(steps), pooled_skill)
+
+
+def select_biome(df: pd.DataFrame, biome: int, *, temperature: list[str], moisture: list[str],
+                 productivity: list[str], folds: int = 10, seed: int = 0, cfg: ModelsConfig | None = None):
+    """Eq 5 predictors and best Eq 1-4 form for one biome (the nonlinear-only path of
+    :func:`fit_biome`); returns its :class:`BiomeFit` with ``predictors``, ``form``,
+    ``model`` and ``skill`` (S2 rows) attributes added for convenience."""
+    cfg = cfg or ModelsConfig(families=["nls"], cv_folds=folds)
+    fit = fit_biome(df, biome, cfg, {"temperature": temperature, "moisture": moisture, "productivity": productivity},
+                    seed=seed)
+    if fit.chosen < 0:
+        raise FitError(f"biome {biome}: {fit.refused}")
+    fit.form = fit.cands[fit.chosen].form
+    fit.model = fit.cands[fit.chosen].final
+    fit.skill = _skill_rows(biome, fit, None, "")
+    return fit

@@ -11,8 +11,12 @@ own units; P a productivity variable in its own units)::
 ``X`` columns are, in order, T; T, M; or T, M, P. Fitted by nonlinear least squares
 (:func:`scipy.optimize.least_squares`, trust-region reflective, a > 0) from starting values
 of a log-linear OLS fit. Internally M and P are divided by a scale (their standard deviation)
-so the problem is well conditioned; reported parameters are in the original units. Parameters
-are bounded (see ``_BOUNDS``) so that a small sample cannot produce a degenerate optimum.
+and T is taken about an anchor temperature, so the problem is well conditioned and the Q10
+bound is a box bound; reported parameters are in the original units. The response is
+physically bounded by default (``t_response="concave"``: c <= 0, e <= 0, f >= 0, Q10 at the
+median training T within 1-6); see :class:`NonlinearRs`. A fit with a parameter on a bound
+sets ``at_bound_`` and says why in ``bound_reason_``. The temperature sensitivity of every
+form is :func:`effective_q10` (exp(10 d ln Rs / dT), which depends on T for Eq 2-4).
 """
 
 from __future__ import annotations
@@ -27,10 +31,51 @@ FORMS = {"eq1": ("a", "b"), "eq2": ("a", "b", "c"), "eq3": ("a", "b", "c", "d", 
 N_INPUTS = {"eq1": 1, "eq2": 1, "eq3": 2, "eq4": 3}
 
 
-# Bounds keep fits physical (Q10 = exp(10 b) within exp(+-10); |c| <= 0.05 degC-2; M, P terms
-# on scaled inputs); a degenerate optimum on a bound is reported by ``at_bound_``.
-_BOUNDS = (np.array([1e-6, -1.0, -0.05, -20.0, -20.0, -np.inf]),
-           np.array([1e6, 1.0, 0.05, 20.0, 20.0, np.inf]))
+# Bounds of the internal parameters (a', s, c, d, e, f): a' and s at the anchor temperature,
+# d, e on the scaled M. The slope s is bounded by the Q10 range (t_response "concave" or
+# "monotone"); c <= 0 and e <= 0 make the response concave (no growth without bound as T or M
+# leaves its range). "free" keeps the former box: |s| <= 1, |c| <= 0.05, |d|, |e| <= 20.
+_A_BOUNDS = (1e-6, 1e6)
+_C_MAX = 0.05
+_DE_MAX = 20.0
+T_RESPONSES = ("concave", "monotone", "free")
+
+
+def _bounds(form: str, t_response: str, q10_range) -> tuple[np.ndarray, np.ndarray]:
+    """Lower/upper bounds of the internal parameters of ``form`` (see module docstring)."""
+    if t_response == "free":
+        lo = [_A_BOUNDS[0], -1.0, -_C_MAX, -_DE_MAX, -_DE_MAX, -np.inf]
+        hi = [_A_BOUNDS[1], 1.0, _C_MAX, _DE_MAX, _DE_MAX, np.inf]
+    else:
+        s_lo, s_hi = (np.log(q) / 10.0 for q in q10_range)
+        lo = [_A_BOUNDS[0], s_lo, -_C_MAX, -_DE_MAX, -_DE_MAX, 0.0]
+        hi = [_A_BOUNDS[1], s_hi, 0.0, _DE_MAX, 0.0, np.inf]
+    k = len(FORMS[form])
+    return np.array(lo[:k]), np.array(hi[:k])
+
+
+_BOUND_NAMES = {0: "a", 1: "Q10 at the anchor temperature", 2: "c (T^2 term)", 3: "d (M term)",
+                4: "e (M^2 term)", 5: "f (P term)"}
+
+
+def dlnrs_dt(form: str, params, T, M=None, P=None) -> np.ndarray:
+    """d ln Rs / dT (degC-1) of Eq 1-4 at (T, M, P), analytic.
+
+    Eq 1-3: b + 2 c T. Eq 4: the exponential part's share of Rs times b + 2 c T (the f P term
+    does not depend on T).
+    """
+    p = np.asarray(params, dtype=float)
+    g = p[1] + (2 * p[2] * np.asarray(T, dtype=float) if form != "eq1" else 0.0)
+    if form == "eq4":
+        core = predict_form("eq3", p[:5], T, M)
+        g = g * core / (core + p[5] * np.asarray(P, dtype=float))
+    return np.asarray(g, dtype=float)
+
+
+def effective_q10(form: str, params, T, M=None, P=None) -> np.ndarray:
+    """Temperature sensitivity Q10(T) = exp(10 d ln Rs / dT) (Lloyd & Taylor 1994; Davidson &
+    Janssens 2006): Eq 1's exp(10 b) for Eq 1, temperature-dependent for Eq 2-4."""
+    return np.exp(10.0 * dlnrs_dt(form, params, T, M, P))
 
 
 class FitError(RuntimeError):
@@ -66,25 +111,45 @@ def _scaled_params(form: str, q: np.ndarray, sm: float, sp: float) -> np.ndarray
 
 
 class NonlinearRs(RegressorMixin, BaseEstimator):
-    """Huang et al. 2020 Eq 1-4 regression, fitted by nonlinear least squares.
+    """Huang et al. 2020 Eq 1-4 regression, fitted by bounded nonlinear least squares.
+
+    Internally the temperature term is written about an anchor temperature r,
+    ``a' exp(s (T - r) + c (T - r)^2)``, so that ``s`` is d ln Rs / dT at r and its bound is
+    the Q10 range: ``exp(10 s)`` within ``q10_range``. The reported parameters are those of
+    the paper's form (``b = s - 2 c r``, ``a = a' exp(-s r + c r^2)``), covariance propagated
+    by the Jacobian of that map.
 
     Parameters
     ----------
     form : {"eq1", "eq2", "eq3", "eq4"}
     max_nfev : int
         Maximum function evaluations of the least-squares solver.
+    t_response : {"concave", "monotone", "free"}
+        ``concave`` (default): c <= 0 and e <= 0 (Rs cannot grow without bound as T or M leave
+        their range), f >= 0, Q10 at the median training T within ``q10_range``.
+        ``monotone``: the same with the Q10 bound at the warmest training T, so with c <= 0
+        d ln Rs / dT >= ln(q10_range[0]) / 10 at every T of the training range.
+        ``free``: the former box (|b| <= 1, |c| <= 0.05, |d|, |e| <= 20), unconstrained shape.
+    q10_range : (float, float)
+        Plausible Q10 (default 1-6; Davidson & Janssens 2006, Hamdi et al. 2013).
 
     Attributes
     ----------
     params_ : ndarray, parameters in original units (names in :data:`FORMS`).
     cov_ : ndarray, parameter covariance (original units) from the Jacobian at the optimum.
     stderr_ : ndarray, standard errors.
-    q10_ : float, exp(10 b) (temperature sensitivity, meaningful for eq1).
+    x_ref_ : ndarray, median of each input over the fitted rows (T degC, M, P).
+    q10_ : float, effective Q10 = exp(10 d ln Rs / dT) at ``x_ref_`` (:func:`effective_q10`).
+    at_bound_ : bool, some parameter sits on a bound; ``bound_reason_`` says which.
+    train_min_, train_max_ : ndarray, range of each input over the fitted rows.
     """
 
-    def __init__(self, form: str = "eq2", max_nfev: int = 2000):
+    def __init__(self, form: str = "eq2", max_nfev: int = 2000, t_response: str = "concave",
+                 q10_range: tuple = (1.0, 6.0)):
         self.form = form
         self.max_nfev = max_nfev
+        self.t_response = t_response
+        self.q10_range = q10_range
 
     def _validate(self, X):
         if self.form not in FORMS:
@@ -99,6 +164,11 @@ class NonlinearRs(RegressorMixin, BaseEstimator):
 
     def fit(self, X, y):
         X = self._validate(X)
+        if self.t_response not in T_RESPONSES:
+            raise ValueError(f"t_response must be one of {T_RESPONSES}, got {self.t_response!r}")
+        qlo, qhi = (float(v) for v in self.q10_range)
+        if not 0 < qlo < qhi:
+            raise ValueError(f"q10_range must satisfy 0 < low < high, got {self.q10_range!r}")
         y = np.asarray(y, dtype=float)
         ok = np.isfinite(X).all(axis=1) & np.isfinite(y) & (y > 0)
         X, y = X[ok], y[ok]
@@ -106,15 +176,17 @@ class NonlinearRs(RegressorMixin, BaseEstimator):
         if y.size < npar + 2:
             raise FitError(f"{self.form}: {y.size} usable observations, need at least {npar + 2}")
         T = X[:, 0]
+        r = float(np.max(T)) if self.t_response == "monotone" else float(np.median(T))
+        Tc = T - r
         sm = float(np.std(X[:, 1])) if X.shape[1] > 1 else 1.0
         sp = float(np.std(X[:, 2])) if X.shape[1] > 2 else 1.0
         sm, sp = (sm if sm > 0 else 1.0), (sp if sp > 0 else 1.0)
         M = X[:, 1] / sm if X.shape[1] > 1 else None
         P = X[:, 2] / sp if X.shape[1] > 2 else None
-        # start: OLS of log(y) on the exponent's terms
-        cols = [np.ones_like(T), T]
+        # start: OLS of log(y) on the exponent's terms (T about the anchor)
+        cols = [np.ones_like(Tc), Tc]
         if self.form != "eq1":
-            cols.append(T * T)
+            cols.append(Tc * Tc)
         if self.form in ("eq3", "eq4"):
             cols += [M, M * M]
         A = np.column_stack(cols)
@@ -123,14 +195,15 @@ class NonlinearRs(RegressorMixin, BaseEstimator):
         if self.form == "eq4":
             q0 = np.concatenate([q0, [0.0]])
             q0[0] *= 0.7
-            resid = y - predict_form("eq3", q0[:5], T, M)
+            resid = y - predict_form("eq3", q0[:5], Tc, M)
             q0[5] = max(0.0, float(np.dot(P, resid) / np.dot(P, P)))
 
         def f(q):
-            return predict_form(self.form, q, T, M, P) - y
+            return predict_form(self.form, q, Tc, M, P) - y
 
-        lb, ub = _BOUNDS[0][:npar], _BOUNDS[1][:npar]
-        q0 = np.clip(np.nan_to_num(q0, nan=0.0), lb + 1e-12, ub - 1e-12)
+        lb, ub = _bounds(self.form, self.t_response, (qlo, qhi))
+        span = np.where(np.isfinite(ub - lb), ub - lb, 1.0)
+        q0 = np.clip(np.nan_to_num(q0, nan=0.0), lb + 1e-9 * span, ub - 1e-9 * span)
         try:
             res = least_squares(f, q0, bounds=(lb, ub), method="trf", max_nfev=self.max_nfev,
                                 x_scale="jac")
@@ -145,17 +218,37 @@ class NonlinearRs(RegressorMixin, BaseEstimator):
             covq = np.linalg.pinv(res.jac.T @ res.jac) * s2
         except np.linalg.LinAlgError:
             covq = np.full((npar, npar), np.nan)
-        scale = np.ones(npar)
+        # internal (a', s, c, d', e', f') -> paper's (a, b, c, d, e, f), and its Jacobian
+        p = _scaled_params(self.form, q, sm, sp)
+        c = q[2] if self.form != "eq1" else 0.0
+        p[0] = q[0] * np.exp(-q[1] * r + c * r * r)
+        p[1] = q[1] - 2 * c * r
+        J = np.zeros((npar, npar))
+        J[0, 0] = p[0] / q[0]
+        J[0, 1] = -r * p[0]
+        J[1, 1] = 1.0
+        if self.form != "eq1":
+            J[0, 2] = r * r * p[0]
+            J[1, 2] = -2 * r
+            J[2, 2] = 1.0
         if self.form in ("eq3", "eq4"):
-            scale[3], scale[4] = 1 / sm, 1 / sm**2
+            J[3, 3], J[4, 4] = 1 / sm, 1 / sm**2
         if self.form == "eq4":
-            scale[5] = 1 / sp
-        self.params_ = _scaled_params(self.form, q, sm, sp)
-        self.cov_ = covq * np.outer(scale, scale)
+            J[5, 5] = 1 / sp
+        self.params_ = p
+        self.cov_ = J @ covq @ J.T
         self.stderr_ = np.sqrt(np.clip(np.diag(self.cov_), 0, None))
-        self.q10_ = float(np.exp(10 * self.params_[1]))
+        self.x_ref_ = np.median(X, axis=0)
+        self.train_min_, self.train_max_ = X.min(axis=0), X.max(axis=0)
+        self.q10_ = float(effective_q10(self.form, p, *self.x_ref_))
         self.n_obs_ = int(y.size)
-        self.at_bound_ = bool(np.any(np.isclose(q, lb) | np.isclose(q, ub)))
+        tol = 1e-6 * np.maximum(1.0, np.abs(np.where(np.isfinite(lb), lb, 0)))
+        on = [k for k in range(npar) if (np.isfinite(lb[k]) and abs(q[k] - lb[k]) <= tol[k])
+              or (np.isfinite(ub[k]) and abs(q[k] - ub[k]) <= 1e-6 * max(1.0, abs(ub[k])))]
+        self.at_bound_ = bool(on)
+        self.bound_reason_ = "; ".join(
+            f"{_BOUND_NAMES[k]} at its {'lower' if abs(q[k] - lb[k]) <= tol[k] else 'upper'} bound"
+            + (f" (Q10 {np.exp(10 * q[1]):.3g} at {r:.3g} degC)" if k == 1 else "") for k in on)
         self.n_features_in_ = X.shape[1]
         return self
 
@@ -171,4 +264,35 @@ class NonlinearRs(RegressorMixin, BaseEstimator):
         return {"family": "nls", "form": self.form, "param_names": list(FORMS[self.form]),
                 "params": self.params_.tolist(), "stderr": self.stderr_.tolist(),
                 "cov": self.cov_.tolist(), "q10": self.q10_, "n_obs": self.n_obs_,
-                "at_bound": self.at_bound_}
+                "x_ref": np.asarray(getattr(self, "x_ref_", []), dtype=float).tolist(),
+                "t_response": self.t_response, "q10_range": [float(v) for v in self.q10_range],
+                "at_bound": self.at_bound_, "bound_reason": getattr(self, "bound_reason_", "")}
+
+
+def constant_model(y, T) -> NonlinearRs:
+    """The biome-mean model as a fitted Eq 1 with b = 0: Rs = a = mean(y) whatever T (degC).
+
+    The documented fallback when no candidate beats the mean (docs/models.md §6); written as
+    Eq 1 so that it is stored, loaded and Monte-Carlo-perturbed like any Eq 1-4 model.
+    ``cov``: Var(a) = s² / n, b fixed (0)."""
+    y = np.asarray(y, dtype=float)
+    T = np.asarray(T, dtype=float)
+    ok = np.isfinite(y) & (y > 0)
+    if not ok.any():
+        raise FitError("biome mean: no observation with Rs > 0")
+    y = y[ok]
+    m = NonlinearRs("eq1", t_response="free")
+    m.params_ = np.array([float(y.mean()), 0.0])
+    var_a = float(y.var(ddof=1) / y.size) if y.size > 1 else 0.0
+    m.cov_ = np.array([[var_a, 0.0], [0.0, 0.0]])
+    m.stderr_ = np.sqrt(np.diag(m.cov_))
+    t = T[ok] if T.shape == ok.shape else T
+    m.x_ref_ = np.array([float(np.nanmedian(t))]) if np.isfinite(t).any() else np.array([np.nan])
+    m.train_min_ = np.array([float(np.nanmin(t))]) if np.isfinite(t).any() else np.array([np.nan])
+    m.train_max_ = np.array([float(np.nanmax(t))]) if np.isfinite(t).any() else np.array([np.nan])
+    m.q10_ = 1.0
+    m.n_obs_ = int(y.size)
+    m.at_bound_ = False
+    m.bound_reason_ = ""
+    m.n_features_in_ = 1
+    return m

@@ -22,6 +22,7 @@ from soilresp import io
 from soilresp.config import BIOMES
 from soilresp.errors import input_error
 from soilresp.models.base import save_biome_model
+from soilresp.models.cv import KM_PER_DEG
 from soilresp.models.fit import fit_biomes
 
 
@@ -92,7 +93,8 @@ def run(ctx) -> None:
         with tally_warnings(ctx.progress) as (prog, counts):
             res = fit_biomes(tab, ctx.cfg.models, seed=ctx.cfg.run.seed, progress=prog,
                              units=_driver_units(ctx), biomes=BIOMES,
-                             meta={"provenance": ctx.prov("models")})
+                             meta={"provenance": ctx.prov("models")},
+                             cell_km=ctx.cfg.grid.resolution * KM_PER_DEG)
     except KeyError as e:
         raise input_error(src, str(e.args[0])) from None
     for line in warning_lines(counts):

@@ -204,14 +204,51 @@ def regional_areas(rs: xr.DataArray, region: xr.DataArray, area: xr.DataArray) -
     return xr.concat(parts, dim=pd.Index(list(REGIONS), name="region")) / 1e6
 
 
-def totals_table(tot: xr.DataArray, area_km2: xr.DataArray | None = None) -> pd.DataFrame:
-    """Long table region, year, total_pg, share (of the global total) [, area_km2]."""
+def totals_table(tot: xr.DataArray, area_km2: xr.DataArray | None = None, tot_aoa: xr.DataArray | None = None,
+                 area_aoa: xr.DataArray | None = None) -> pd.DataFrame:
+    """Long table region, year, total_pg, share (of the global total) [, area_km2]; with the
+    totals inside the area of applicability also ``total_pg_aoa``, ``area_km2_aoa`` and the
+    shares of flux and area outside it (``share_flux_outside_aoa``, ``share_area_outside_aoa``)."""
     df = tot.to_dataframe(name="total_pg").reset_index()
     glob = df[df.region == "global"].set_index("year")["total_pg"]
     df["share"] = df["total_pg"] / df["year"].map(glob)
     if area_km2 is not None:
         df = df.merge(area_km2.to_dataframe(name="area_km2").reset_index(), on=["region", "year"])
+    if tot_aoa is not None and area_aoa is not None:
+        df = df.merge(tot_aoa.to_dataframe(name="total_pg_aoa").reset_index(), on=["region", "year"])
+        df = df.merge(area_aoa.to_dataframe(name="area_km2_aoa").reset_index(), on=["region", "year"])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            df["share_flux_outside_aoa"] = 1 - df["total_pg_aoa"] / df["total_pg"]
+            df["share_area_outside_aoa"] = 1 - df["area_km2_aoa"] / df["area_km2"]
     return df
+
+
+def add_aoa(ds: xr.Dataset, cube: xr.Dataset, biome: xr.DataArray, models: dict[int, BiomeModel],
+            outside: str = "keep") -> xr.Dataset:
+    """Add ``di`` and ``aoa`` (:func:`soilresp.aoa.dissimilarity`) to the product and apply
+    ``[product] outside_aoa`` to ``rs``: ``keep``, ``mask`` (NaN outside) or ``fallback``
+    (the biome's mean observed Rs, ``meta['biome_mean_rs']``, outside). Lazy."""
+    from soilresp.aoa import dissimilarity
+
+    di, flag = dissimilarity(cube, biome, models)
+    ds["di"], ds["aoa"] = di, flag
+    attrs = dict(ds["rs"].attrs)
+    if outside == "mask":
+        ds["rs"] = ds["rs"].where(flag != 0)
+    elif outside == "fallback":
+        lut = np.full(256, np.nan, dtype=np.float32)
+        for code, m in models.items():
+            v = m.meta.get("biome_mean_rs")
+            lut[int(code) % 256] = np.nan if v is None else v
+        mean = xr.apply_ufunc(lambda b: lut[np.asarray(b).astype(np.int64) % 256], biome, dask="parallelized",
+                              output_dtypes=[np.float32])
+        ds["rs"] = xr.where(flag == 0, mean, ds["rs"]).astype(np.float32).transpose("year", "lat", "lon")
+    elif outside != "keep":
+        raise ValueError(f"outside_aoa must be keep, mask or fallback, got {outside!r}")
+    attrs["ancillary_variables"] = (attrs.get("ancillary_variables", "") + " di aoa").strip()
+    attrs["comment"] = attrs.get("comment", "") + f"; outside the area of applicability: {outside}"
+    ds["rs"].attrs = attrs
+    return ds
 
 
 def latitude_profile(rs: xr.DataArray, area: xr.DataArray) -> pd.DataFrame:
@@ -240,17 +277,46 @@ def run(ctx) -> None:
     bio = io.open_zarr(ctx.path("biomes", "biomes.zarr"), ["biome", "region", "cell_area"])
     ds = predict_dataset(cube, bio["biome"], models, intervals=pc.intervals,
                          quantiles=pc.interval_quantiles)
+    ds = add_aoa(ds, cube, bio["biome"], models, pc.outside_aoa)
     from soilresp.product._progress import task_progress
 
     with task_progress(ctx.progress, "predict Rs"):
         io.write_zarr(ctx.path("product", "rs.zarr"), ds, ctx.prov("product"))
-    rs = io.open_zarr(ctx.path("product", "rs.zarr"))["rs"]
+    out = io.open_zarr(ctx.path("product", "rs.zarr"))
+    rs = out["rs"]
     with task_progress(ctx.progress, "totals"):
-        tot, ar = dask.compute(regional_totals(rs, bio["region"], bio["cell_area"]),
-                               regional_areas(rs, bio["region"], bio["cell_area"]))
+        rin = rs.where(out["aoa"] == 1)
+        tot, ar, tin, ain = dask.compute(regional_totals(rs, bio["region"], bio["cell_area"]),
+                                         regional_areas(rs, bio["region"], bio["cell_area"]),
+                                         regional_totals(rin, bio["region"], bio["cell_area"]),
+                                         regional_areas(rin, bio["region"], bio["cell_area"]))
         prof = latitude_profile(rs, bio["cell_area"])
-    io.write_table(ctx.path("product", "totals.parquet"), totals_table(tot, ar), ctx.prov("product"))
+    io.write_table(ctx.path("product", "totals.parquet"), totals_table(tot, ar, tin, ain), ctx.prov("product"))
     io.write_table(ctx.path("product", "latitude_profile.parquet"), prof, ctx.prov("product"))
+    if pc.stability_drops > 0 or pc.stability_jackknife > 1:
+        _stability(ctx, models, cube, bio)
+
+
+def _stability(ctx, models, cube, bio) -> None:
+    """``product/stability.parquet`` (:func:`soilresp.stability.stability_totals`)."""
+    from soilresp import io
+    from soilresp.models.cv import location_groups
+    from soilresp.product._progress import task_progress
+    from soilresp.stability import stability_totals
+
+    pc = ctx.cfg.product
+    src = ctx.path("sites", "training.parquet")
+    if not src.is_file():
+        return
+    tab = io.read_table(src)
+    tab = tab[tab["biome"] > 0].reset_index(drop=True)
+    km = next(iter(models.values())).meta.get("location_km", 0.0) if models else 0.0
+    groups = location_groups(tab["lat"].to_numpy(float), tab["lon"].to_numpy(float), float(km or 0.0))
+    with task_progress(ctx.progress, "stability of the total"):
+        st = stability_totals(tab, models, cube, bio["biome"], bio["cell_area"], groups=groups,
+                              n_drops=pc.stability_drops, frac=pc.stability_fraction,
+                              jackknife=pc.stability_jackknife, seed=ctx.cfg.run.seed)
+    io.write_table(ctx.path("product", "stability.parquet"), st, ctx.prov("product"))
 
 
 # Monte Carlo lives in soilresp.product.uncertainty; re-exported for convenience.
@@ -263,5 +329,5 @@ from soilresp.product.uncertainty import (  # noqa: E402
 
 __all__ = ["REGIONS", "G_PER_PG", "FAMILY_CODES", "predict_rs", "predict_intervals",
            "model_family_map", "predict_dataset", "region_masks", "regional_totals",
-           "regional_areas", "totals_table", "latitude_profile", "run", "MCSettings",
+           "regional_areas", "totals_table", "add_aoa", "latitude_profile", "run", "MCSettings",
            "draw_parameters", "monte_carlo_totals", "summarise_mc"]

@@ -27,6 +27,9 @@ from soilresp import __version__, io
 from soilresp.errors import StageError
 from soilresp.report._common import MissingOutput, panels, save_figure
 from soilresp.report.figures import FIGURES
+from soilresp.report.trust import TRUST_FIGURES
+
+FIGURES = {**FIGURES, **TRUST_FIGURES}  # AOA and interpretation (report/trust.py)
 from soilresp.report.tables import TABLES
 
 #: The output whose provenance stands for each stage.
