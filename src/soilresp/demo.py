@@ -84,6 +84,11 @@ def recovery_report(run_dir: Path, world_dir: Path) -> dict:
     tot = io.read_table(run_dir / "product" / "totals.parquet")
     years = list(range(truth["years"][0], truth["years"][1] + 1))
     per_region = {}
+    msp = run_dir / "uncertainty" / "mc_summary.parquet"
+    summaries = {}
+    if msp.is_file():
+        ms = io.read_table(msp)
+        summaries = {m: g for m, g in ms.groupby("mode", sort=False)}
     for reg, true_vals in truth["totals_pg_per_yr"].items():
         est = tot[tot.region == reg].sort_values("year")
         e = est["total_pg"].to_numpy()
@@ -93,9 +98,15 @@ def recovery_report(run_dir: Path, world_dir: Path) -> dict:
             "year": years, "estimated_pg": np.round(e, 4).tolist(), "true_pg": np.round(t, 4).tolist(),
             "relative_error": np.round(rel, 5).tolist(), "max_abs_relative_error": float(np.max(np.abs(rel))),
         }
-        if "mc_lo" in est and est["mc_lo"].notna().all():
-            inside = (t >= est["mc_lo"].to_numpy()) & (t <= est["mc_hi"].to_numpy())
-            per_region[reg]["truth_inside_mc_95"] = int(inside.sum())
+        for mode, sm in summaries.items():
+            g = sm[sm.region == reg].sort_values("year")
+            if len(g) == len(t) and g["mc_lo"].notna().all():
+                inside = (t >= g["mc_lo"].to_numpy()) & (t <= g["mc_hi"].to_numpy())
+                per_region[reg].setdefault("truth_inside_mc_95", {})[mode] = int(inside.sum())
+                per_region[reg].setdefault("mc_half_width_mean", {})[mode] = float(
+                    np.mean((g["mc_hi"] - g["mc_lo"]).to_numpy()) / 2)
+                per_region[reg].setdefault("mc_median_vs_central_pct_max", {})[mode] = float(
+                    np.max(np.abs(g["median_vs_central_pct"].to_numpy())))
     st = io.read_table(run_dir / "trends" / "series_trends.parquet").set_index("region")
     trends = {}
     for reg, tt in truth["trends_pg_per_yr2"].items():
@@ -109,8 +120,10 @@ def recovery_report(run_dir: Path, world_dir: Path) -> dict:
         for _, r in ts.iterrows():
             if r["region"] in trends and np.isfinite(r.get("slope_lo", np.nan)):
                 t = trends[r["region"]]["true_sen_slope"]
-                trends[r["region"]].update(mc_slope_lo=float(r["slope_lo"]), mc_slope_hi=float(r["slope_hi"]),
-                                           truth_inside_mc_trend_95=bool(r["slope_lo"] <= t <= r["slope_hi"]))
+                m = str(r.get("mode", ""))
+                trends[r["region"]].setdefault("mc", {})[m] = {
+                    "slope_lo": float(r["slope_lo"]), "slope_hi": float(r["slope_hi"]),
+                    "truth_inside_95": bool(r["slope_lo"] <= t <= r["slope_hi"])}
     models = _model_recovery(run_dir, truth)
     attribution = _box_attribution(run_dir, truth)
     g = per_region["global"]
