@@ -100,15 +100,24 @@ def main() -> None:
     ap.add_argument("--resolution", type=float, default=4.0)
     ap.add_argument("--mc", type=int, default=100)
     ap.add_argument("--out", type=Path, default=Path("/tmp/soilresp-calibration"))
+    ap.add_argument("--summarise-only", action="store_true", help="summarise the seeds already run")
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     parts = []
     for seed in range(a.first_seed, a.first_seed + a.seeds):
+        done = a.out / f"seed{seed}" / "calibration_rows.csv"
+        if a.summarise_only:
+            if done.is_file():
+                parts.append(pd.read_csv(done))
+            continue
         t1 = time.perf_counter()
-        parts.append(run_seed(a.out, a.resolution, seed, a.mc))
-        print(f"seed {seed}: {time.perf_counter() - t1:.0f} s", flush=True)
+        rows = run_seed(a.out, a.resolution, seed, a.mc)
+        rows.to_csv(done, index=False)
+        parts.append(rows)
+        print(f"seed {seed}: {time.perf_counter() - t1:.0f} s, load {os.getloadavg()[0]:.1f}", flush=True)
     df = pd.concat(parts, ignore_index=True)
+    a.seeds = df["seed"].nunique()
     df.to_csv(a.out / "calibration.csv", index=False)
     s = summarise(df)
     s.to_csv(a.out / "calibration_summary.csv", index=False)
