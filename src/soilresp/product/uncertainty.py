@@ -1,26 +1,33 @@
 """Monte Carlo uncertainty of the totals (method step 5; Huang et al. 2020, Methods).
 
 Each realisation regenerates every biome's model, recomputes the annual totals (global,
-tropical, temperate, boreal) and, inside the realisation, their Sen slope. Two schemes
-(``[product] mc_mode``; details and reasons in ``docs/product.md``):
+tropical, temperate, boreal) and, inside the realisation, their Sen slope. Modes
+(``[product] mc_mode``, one or several; assumptions in ``docs/product.md``):
 
-``parameters`` (the paper's scheme)
+``paper`` (alias ``parameters``; Huang et al. 2020, Methods)
     *Nonlinear models (Eq 1-4)*: every quantitative parameter ~ Normal(value,
     |param_cv x value|) (10 % CV by default). *Qualitative settings* are the predictor
-    choices of the Eq 5 stepwise selection: for each predictor slot of the selected form
-    (temperature, moisture, productivity) a candidate is drawn from that step's candidates
-    (``mc_qualitative = "eq5"``: among the candidates whose Eq 5 score eps is within
-    ``mc_eps_tolerance`` (10 %) of the step's best, with probability proportional to eps, read
-    from ``models/selection_steps.parquet``; ``"uniform"``: any candidate, uniformly;
-    ``"none"``: keep the selected predictors). A drawn set other than the selected one is refitted (same form)
-    on the biome's training rows, then perturbed.
-    *Machine-learning models (rf, svr, ann, qrf)* have no parameters with a standard
-    error, so their realisations are bootstrap refits (below).
+    choices of the Eq 5 stepwise selection (``mc_qualitative``: ``"eq5"`` among the
+    candidates within ``mc_eps_tolerance`` of the step's best, weighted by eps; ``"uniform"``;
+    ``"none"``); a drawn set other than the selected one is refitted, then perturbed.
+    *Machine-learning models* have no parameters with a standard error: bootstrap refits.
+``covariance``
+    Eq 1-4 parameters ~ multivariate normal from the fit's covariance, the positive ``a`` on
+    the log scale (:class:`CovarianceSpec`); singular or ill-identified fits are warned about
+    and listed; ML models and fits without a finite covariance get site-bootstrap refits.
+``site-bootstrap``
+    Location groups (:func:`soilresp.models.cv.location_groups`, ``mc_group_km``) resampled
+    with replacement; the selected family, form and predictors refitted
+    (``sklearn.base.clone``, ``random_state`` reseeded). Efron & Tibshirani (1993); the
+    bootstrap-refit propagation of Jian et al. (2022).
+``structural``
+    One model per biome drawn among those within ``mc_structural_tolerance`` of the best
+    CV score (:func:`structural_candidates`), across families and forms.
 ``bootstrap``
-    Every family: the biome's training rows (``sites/training.parquet``) are resampled with
-    replacement, by site (``mc_bootstrap_unit = "site"``, the default: a site's years are
-    not independent) or by row, and ``sklearn.base.clone(model.estimator)`` is refitted
-    (``random_state`` parameters reseeded per realisation).
+    As ``site-bootstrap`` with site ids (or rows, ``mc_bootstrap_unit``) as the unit.
+
+Summaries are the median and 2.5 / 97.5 percentiles; the mean is a diagnostic
+(:func:`summarise_mc`). The headline total stays the product's central estimate.
 
 Realisation r of biome b uses ``numpy.random.default_rng([seed, 9173, r, b])``, so results do
 not depend on batching, chunking or the scheduler.
