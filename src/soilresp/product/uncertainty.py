@@ -357,8 +357,8 @@ def _seed_estimator(est, rng):
 
 def bootstrap_refit(model: BiomeModel, X, y, groups, rng, unit: str = "site", tries: int = 5):
     """A refit of ``clone(model.estimator)`` on training rows drawn with replacement (by site
-    or by row); returns (BiomeModel, ok). After ``tries`` failed fits the original model is
-    returned with ok False."""
+    or by row); returns (BiomeModel, ok). A fit that fails, or (Eq 1-4) ends on a parameter
+    bound, is redrawn; after ``tries`` failures the original model is returned with ok False."""
     from sklearn.base import clone
 
     n = y.size
@@ -378,6 +378,8 @@ def bootstrap_refit(model: BiomeModel, X, y, groups, rng, unit: str = "site", tr
             est.fit(X[idx], y[idx])
         except (FitError, ValueError, np.linalg.LinAlgError, FloatingPointError):
             continue
+        if getattr(est, "at_bound_", False):
+            continue  # a degenerate optimum on a parameter bound is not a model (as in _refit)
         return BiomeModel(model.biome, model.family, model.predictors, est, {}), True
     return model, False
 
