@@ -52,7 +52,9 @@ def test_every_stage_output_honours_its_contract(small_demo):
     assert set(tot["region"]) == {"global", "tropical", "temperate", "boreal"}
     yr = tot[tot.year == 2000].set_index("region")["total_pg"]
     assert yr["global"] == pytest.approx(yr[["tropical", "temperate", "boreal"]].sum(), rel=1e-9)
-    assert (tot["mc_lo"] <= tot["mc_hi"]).all()
+    assert not any(c.startswith("mc_") for c in tot.columns)    # only the product stage writes it
+    sm = io.read_table(run / "uncertainty" / "mc_summary.parquet")
+    assert (sm["mc_lo"] <= sm["mc_hi"]).all() and (sm["mc_lo"] <= sm["mc_median"]).all()
     model = json.loads((run / "models" / "biome_01.json").read_text())
     assert {"form", "params", "predictors", "cov", "provenance", "training_hash"} <= set(model)
     tr = io.open_zarr(run / "trends" / "trends.zarr")

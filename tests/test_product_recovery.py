@@ -23,8 +23,15 @@ def test_mc_outputs_of_the_demo(small_demo):
     out, _ = small_demo
     run = out / "run"
     tot = io.read_table(run / "product" / "totals.parquet")
-    assert (tot["mc_lo"] <= tot["mc_hi"]).all() and np.isfinite(tot["mc_mean"]).all()
-    mc = io.read_table(run / "product" / "mc_totals.parquet")
+    sm = io.read_table(run / "uncertainty" / "mc_summary.parquet")
+    assert (sm["mc_lo"] <= sm["mc_hi"]).all() and np.isfinite(sm["mc_median"]).all()
+    # the headline is the central estimate; the MC median sits within 1 % of it
+    m = sm.merge(tot, on=["region", "year"], suffixes=("", "_product"))
+    np.testing.assert_allclose(m["central_pg"], m["total_pg_product"], rtol=1e-6)
+    g = m[m.region == "global"]
+    assert (g["median_vs_central_pct"].abs() < 1.0).all(), g["median_vs_central_pct"].tolist()
+    np.testing.assert_allclose(g["central_minus_mean"], g["central_pg"] - g["mc_mean"], rtol=1e-9)
+    mc = io.read_table(run / "uncertainty" / "mc_totals.parquet")
     assert mc["realisation"].nunique() == 60 and set(mc["region"]) == set(tot["region"])
     ts = io.read_table(run / "uncertainty" / "mc_trend_summary.parquet").set_index("region")
     assert (ts["slope_lo"] <= ts["slope_hi"]).all() and (ts["n"] == 60).all()

@@ -42,15 +42,11 @@ def report(run_dir, tmp_path_factory):
 def _partial_run(run_dir, dest, drop=("trends", "attribution"), mc=False):
     """A copy of the run without some stages (and, unless ``mc``, without Monte Carlo)."""
     keep = ("field", "models", "product", "biomes", ".soilresp", *(s for s in ("trends", "attribution")
-                                                                      if s not in drop))
+                                                                      if s not in drop),
+            *(("uncertainty",) if mc else ()))
     dest.mkdir(parents=True)
     for d in keep:
         shutil.copytree(run_dir / d, dest / d)
-    if not mc:
-        tot = io.read_table(dest / "product" / "totals.parquet")
-        io.write_table(dest / "product" / "totals.parquet", tot.drop(columns=["mc_mean", "mc_lo", "mc_hi"]),
-                       io.read_provenance(run_dir / "product" / "totals.parquet"))
-        (dest / "product" / "mc_totals.parquet").unlink()
     return dest
 
 

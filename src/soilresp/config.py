@@ -313,10 +313,13 @@ class ProductConfig(_Section):
                             "prediction intervals (quantile forest)")
     interval_quantiles: tuple[float, float] = Field((0.025, 0.975), description="quantiles of rs_lo, rs_hi")
     mc_samples: int = Field(500, ge=0, description="Monte Carlo realisations (0 = none)")
-    mc_mode: Literal["parameters", "bootstrap"] = Field(
-        "parameters", description="'parameters': the paper's scheme (Normal parameter draws, Eq 5 "
-        "predictor draws; ML families refitted on bootstrap samples); 'bootstrap': every family "
-        "refitted on resampled training rows")
+    mc_mode: str | list[str] = Field(
+        "site-bootstrap", description="one mode or a list (each gets its own rows): 'paper' (alias "
+        "'parameters': the paper's 10 % Normal parameter draws and Eq 5 predictor draws; ML families "
+        "bootstrap-refitted), 'covariance' (multivariate normal from the fit covariance), "
+        "'site-bootstrap' (resample location groups, refit), 'structural' (spread across the models "
+        "within mc_structural_tolerance of the best CV), 'bootstrap' (resample site ids or rows, "
+        "mc_bootstrap_unit); docs/product.md")
     param_cv: float = Field(0.10, ge=0, le=1, description="coefficient of variation of model parameters")
     mc_qualitative: Literal["eq5", "uniform", "none"] = Field(
         "eq5", description="predictor draws from the Eq 5 candidates: weighted by eps, uniform, or none")
@@ -335,10 +338,25 @@ class ProductConfig(_Section):
                                  "groups, each refitting the deployed models (product/stability.parquet; 0 = none)")
     stability_fraction: float = Field(0.1, gt=0, lt=1, description="share of location groups per drop")
     stability_jackknife: int = Field(10, ge=0, description="blocks of the grouped jackknife of the total (0 = none)")
+    mc_group_km: float | None = Field(None, ge=0, description="site-bootstrap location groups: sites "
+                                      "within this distance (km, single linkage) are one unit; unset = "
+                                      "one grid cell (resolution x 111.32 km)")
+    mc_structural_tolerance: float = Field(0.02, ge=0, description="structural mode: models whose CV "
+                                           "score is within this of the biome's best")
+    mc_structural_score: str = Field("site_cv_r2", description="structural mode: the column of "
+                                     "models/skill.parquet that ranks the models (higher is better)")
     region_temperature: str = "tas"
     region_bounds: tuple[float, float] = Field(
         (2.0, 17.0), description="boreal < low <= temperate <= high < tropical, degC"
     )
+
+    @field_validator("mc_mode")
+    @classmethod
+    def _modes(cls, v):
+        from soilresp.product.uncertainty import normalise_modes
+
+        modes = normalise_modes(v)
+        return modes[0] if len(modes) == 1 else modes
 
     @field_validator("interval_quantiles")
     @classmethod
@@ -354,6 +372,9 @@ class TrendsConfig(_Section):
     min_years: int = Field(8, ge=3)
     bootstrap: int = Field(1000, ge=0)
     fdr: bool = False
+    mk_exact_max_n: int = Field(20, ge=0, le=60, description="series of at most this many years get the "
+                                "exact Mann-Kendall p (Kendall 1975) instead of the normal "
+                                "approximation; 0 = never")
 
 
 class AttributionConfig(_Section):
@@ -535,7 +556,7 @@ region_temperature = "tas"       # tropical > 17 degC, temperate 2-17, boreal < 
 region_bounds = [2.0, 17.0]
 # Monte Carlo (stage `uncertainty`, `soilresp uncertainty CONFIG`)
 mc_samples = 500                 # realisations (0 = none)
-mc_mode = "parameters"           # "parameters" (the paper's) or "bootstrap" (refit on resampled sites)
+mc_mode = "site-bootstrap"       # or "paper", "covariance", "structural", "bootstrap", or a list
 param_cv = 0.10                  # coefficient of variation of nonlinear-model parameters
 mc_qualitative = "eq5"           # predictor draws from the Eq 5 candidates: "eq5", "uniform", "none"
 mc_eps_tolerance = 0.10          # "eq5": candidates scoring within 10 % of the step's best
@@ -543,6 +564,9 @@ mc_bootstrap_unit = "site"       # bootstrap resamples "site"s or "row"s of the 
 mc_sample_pixels = 0             # 0: every pixel; N: stratified sample of ~N pixels per realisation
 mc_min_per_stratum = 30
 mc_batch = 50                    # realisations per dask task
+# mc_group_km = 55.66            # site-bootstrap location groups (unset: one grid cell)
+mc_structural_tolerance = 0.02   # structural: models within 0.02 of the best CV score
+mc_structural_score = "site_cv_r2"
 
 [trends]                         # method step 6
 alpha = 0.05
@@ -550,6 +574,7 @@ slight_alpha = 0.5
 min_years = 8
 bootstrap = 1000
 fdr = false                      # Benjamini-Hochberg over maps
+mk_exact_max_n = 20             # exact Mann-Kendall p for series of <= 20 years (0 = never)
 
 [attribution]                    # method step 7
 # every driver here must be a [[drivers.sources]] variable above; the paper's six are

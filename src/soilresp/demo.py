@@ -41,9 +41,10 @@ path = "world/biomes.nc"
 
 [models]
 families = ["nls", "rf", "svr", "ann"]
-# the demo deploys the nonlinear models (the truth has their form, and the Monte Carlo would
-# refit a machine-learning model on every bootstrap sample, which keeps the demo under 5 min);
-# the machine-learning families are still tuned, cross-validated and reported (skill.parquet).
+# the demo deploys the nonlinear models to keep its time down (the site-bootstrap Monte Carlo
+# refits the deployed model for every realisation); the machine-learning families are still
+# tuned, cross-validated and reported (skill.parquet). The hard world's truth is NOT one of the
+# nonlinear forms.
 # Delete this line to let every family compete, as the method does by default.
 select_from = ["nls"]
 temperature = ["tas", "lst_day", "lst_night"]
@@ -84,6 +85,11 @@ def recovery_report(run_dir: Path, world_dir: Path) -> dict:
     tot = io.read_table(run_dir / "product" / "totals.parquet")
     years = list(range(truth["years"][0], truth["years"][1] + 1))
     per_region = {}
+    msp = run_dir / "uncertainty" / "mc_summary.parquet"
+    summaries = {}
+    if msp.is_file():
+        ms = io.read_table(msp)
+        summaries = {m: g for m, g in ms.groupby("mode", sort=False)}
     for reg, true_vals in truth["totals_pg_per_yr"].items():
         est = tot[tot.region == reg].sort_values("year")
         e = est["total_pg"].to_numpy()
@@ -93,9 +99,15 @@ def recovery_report(run_dir: Path, world_dir: Path) -> dict:
             "year": years, "estimated_pg": np.round(e, 4).tolist(), "true_pg": np.round(t, 4).tolist(),
             "relative_error": np.round(rel, 5).tolist(), "max_abs_relative_error": float(np.max(np.abs(rel))),
         }
-        if "mc_lo" in est and est["mc_lo"].notna().all():
-            inside = (t >= est["mc_lo"].to_numpy()) & (t <= est["mc_hi"].to_numpy())
-            per_region[reg]["truth_inside_mc_95"] = int(inside.sum())
+        for mode, sm in summaries.items():
+            g = sm[sm.region == reg].sort_values("year")
+            if len(g) == len(t) and g["mc_lo"].notna().all():
+                inside = (t >= g["mc_lo"].to_numpy()) & (t <= g["mc_hi"].to_numpy())
+                per_region[reg].setdefault("truth_inside_mc_95", {})[mode] = int(inside.sum())
+                per_region[reg].setdefault("mc_half_width_mean", {})[mode] = float(
+                    np.mean((g["mc_hi"] - g["mc_lo"]).to_numpy()) / 2)
+                per_region[reg].setdefault("mc_median_vs_central_pct_max", {})[mode] = float(
+                    np.max(np.abs(g["median_vs_central_pct"].to_numpy())))
     st = io.read_table(run_dir / "trends" / "series_trends.parquet").set_index("region")
     trends = {}
     for reg, tt in truth["trends_pg_per_yr2"].items():
@@ -109,25 +121,70 @@ def recovery_report(run_dir: Path, world_dir: Path) -> dict:
         for _, r in ts.iterrows():
             if r["region"] in trends and np.isfinite(r.get("slope_lo", np.nan)):
                 t = trends[r["region"]]["true_sen_slope"]
-                trends[r["region"]].update(mc_slope_lo=float(r["slope_lo"]), mc_slope_hi=float(r["slope_hi"]),
-                                           truth_inside_mc_trend_95=bool(r["slope_lo"] <= t <= r["slope_hi"]))
+                m = str(r.get("mode", ""))
+                trends[r["region"]].setdefault("mc", {})[m] = {
+                    "slope_lo": float(r["slope_lo"]), "slope_hi": float(r["slope_hi"]),
+                    "truth_inside_95": bool(r["slope_lo"] <= t <= r["slope_hi"])}
     models = _model_recovery(run_dir, truth)
     attribution = _box_attribution(run_dir, truth)
     g = per_region["global"]
     checks = {
         "global_total_within_5pct_every_year": g["max_abs_relative_error"] <= 0.05,
-        "global_total_within_2pct_every_year": g["max_abs_relative_error"] <= 0.02,
+
         "global_trend_true_sign": trends["global"]["same_sign"],
-        "global_trend_within_10pct": abs(trends["global"]["relative_error"] or 1) <= 0.10,
         "climate_box_to_climate_80pct": attribution["climate_only_box"]["climate_share"] >= 0.8,
         "landcover_box_to_landcover_80pct": attribution["landcover_only_box"]["land_cover_share"] >= 0.8,
         "models_weighted_cv_r2_above_0.6": _weighted_r2(models) > 0.6,
     }
+    if "both_change_box" in attribution:
+        lc = attribution["both_change_box"]["land_cover_share"]
+        checks["both_change_box_mixed_15_85pct"] = bool(0.15 <= lc <= 0.85)
+    checks["global_trend_within_20pct"] = abs(trends["global"]["relative_error"] or 1) <= 0.20
+    if truth.get("kind", "easy") == "easy":  # the easy world's stricter targets
+        checks["global_total_within_2pct_every_year"] = g["max_abs_relative_error"] <= 0.02
+        checks["global_trend_within_10pct"] = abs(trends["global"]["relative_error"] or 1) <= 0.10
+    cov = g.get("truth_inside_mc_95", {})
+    if cov:
+        first = next(iter(cov))
+        checks[f"global_truth_inside_mc95_{first}_at_least_85pct"] = cov[first] >= 0.85 * len(years)
+        checks[f"mc_median_within_1pct_of_central_{first}"] = g["mc_median_vs_central_pct_max"][first] < 1.0
+    matched = [x for m in models for x in m["predictors_match"]]
+    recovery = {"slots_matched": int(sum(matched)), "slots": len(matched),
+                "share": float(np.mean(matched)) if matched else float("nan"),
+                "note": "share of the selected models' T/M/P slots filled by the true driver (season "
+                        "suffix removed); a slot is only identifiable where the biome has enough "
+                        "sites and the candidates differ"}
     return {"synthetic": True,
             "note": "SYNTHETIC WORLD: estimates compared with the known truth of soilresp.synthetic; "
                     "not an estimate for the real Earth.",
+            "world": truth.get("kind", "easy"),
             "checks": checks, "totals": per_region, "trends": trends, "models": models,
+            "predictor_recovery": recovery, "aoa": _aoa_recovery(run_dir, world_dir),
             "attribution": attribution}
+
+
+def _aoa_recovery(run_dir: Path, world_dir: Path) -> dict:
+    """Hook for the area of applicability (issue 15): when the product carries a boolean
+    ``aoa`` map (``product/aoa.zarr`` or a variable of ``rs.zarr``), the mean absolute
+    relative error of Rs against the truth inside and outside it (outside should be larger)."""
+    aoa = None
+    for p, v in ((run_dir / "product" / "aoa.zarr", "aoa"), (run_dir / "product" / "rs.zarr", "aoa")):
+        if p.exists():
+            ds = io.open_zarr(p)
+            if v in ds:
+                aoa = ds[v].load()
+                break
+    if aoa is None:
+        return {"available": False, "note": "no area of applicability in this run"}
+    rs = io.open_zarr(run_dir / "product" / "rs.zarr")["rs"].mean("year").load()
+    tr = io.open_zarr(world_dir / "truth.zarr")["rs_true"].mean("year").load()
+    err = np.abs(rs - tr.values) / np.abs(tr.values)
+    inside = aoa.astype(bool)
+    if "year" in inside.dims:
+        inside = inside.all("year")
+    e_in, e_out = float(err.where(inside).mean()), float(err.where(~inside).mean())
+    return {"available": True, "mean_abs_rel_error_inside": e_in, "mean_abs_rel_error_outside": e_out,
+            "outside_worse": bool(e_out > e_in) if np.isfinite(e_out) else None}
 
 
 def _weighted_r2(models: list[dict]) -> float:
@@ -173,8 +230,11 @@ def _box_attribution(run_dir: Path, truth: dict) -> dict:
     bio = io.open_zarr(run_dir / "biomes" / "biomes.zarr")
     change = np.abs(nc) * bio["cell_area"].load()
     out = {}
-    for key, box in (("climate_only_box", truth["boxes"]["climate_only"]),
-                     ("landcover_only_box", truth["boxes"]["landcover_only"])):
+    boxes = [("climate_only_box", truth["boxes"]["climate_only"]),
+             ("landcover_only_box", truth["boxes"]["landcover_only"])]
+    if "both_change" in truth["boxes"]:
+        boxes.append(("both_change_box", truth["boxes"]["both_change"]))
+    for key, box in boxes:
         inbox = ((cls.lat >= box[0]) & (cls.lat < box[1]) & (cls.lon >= box[2]) & (cls.lon < box[3]))
         tot = float(change.where(inbox & (cls > 0)).sum())
         lc = float(change.where(inbox & (cls == 2)).sum())
@@ -186,8 +246,9 @@ def _box_attribution(run_dir: Path, truth: dict) -> dict:
 
 def run_demo(out: Path, *, resolution: float = 1.0, seed: int = 42, mc_samples: int = 500,
              scheduler: str = "threads", progress: Progress | None = None,
-             on_stage=None) -> dict:
-    """Write the world below ``out/world``, run every stage into ``out/run``, compare."""
+             on_stage=None, world_kind: str = "hard") -> dict:
+    """Write the world below ``out/world``, run every stage into ``out/run``, compare.
+    ``world_kind``: "hard" (default; :func:`soilresp.synthetic.write_world`) or "easy"."""
     from soilresp.synthetic import write_world
 
     out = Path(out)
@@ -195,10 +256,10 @@ def run_demo(out: Path, *, resolution: float = 1.0, seed: int = 42, mc_samples: 
     world = out / "world"
     tj = world / "truth.json"
     old = json.loads(tj.read_text()) if tj.is_file() else {}
-    if old.get("resolution") != resolution or old.get("seed") != seed:
+    if old.get("resolution") != resolution or old.get("seed") != seed or old.get("kind", "easy") != world_kind:
         if on_stage:
             on_stage("synthetic world", "start")
-        write_world(world, resolution=resolution, seed=seed, progress=progress)
+        write_world(world, resolution=resolution, seed=seed, progress=progress, kind=world_kind)
         if on_stage:
             on_stage("synthetic world", "ran")
     cfg_path = out / "soilresp.toml"

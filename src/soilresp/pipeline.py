@@ -90,7 +90,8 @@ class Context:
                        "config_sections_hash": self.cfg.section_hash(*st.sections),
                        "config": dump_config(self.cfg), "config_dir": str(self.cfg.base_dir),
                        "code_sha256": code_hash(),
-                       "upstream": {u: _manifest_key(self.cfg, u) for u in st.upstream}})
+                       "upstream": {u: upstream_token(self.cfg, u) for u in st.upstream + st.optional
+                                    if _manifest_path(self.cfg, u).is_file()}})
         rec = dict(self._prov[stage])
         if extra:
             rec.update(extra)
@@ -162,7 +163,9 @@ def code_hash() -> str:
 
 def stage_key(cfg: Config, stage: Stage) -> str:
     """Hash of what decides a stage's result: config sections, run years and seed, input
-    fingerprints (size, mtime), the keys of the upstream stages, package version and code.
+    fingerprints (size, mtime), the keys of the upstream stages and the content hashes of
+    their outputs (:func:`upstream_token`: a forced rerun that rewrites an upstream output
+    makes this stage stale), package version and code.
 
     Inputs are named by their file name, not their folder, so a run folder and its inputs
     copied elsewhere (mtimes kept) are still up to date."""
@@ -174,13 +177,63 @@ def stage_key(cfg: Config, stage: Stage) -> str:
         "years": list(cfg.run.years),
         "seed": cfg.run.seed,
         "inputs": [[Path(p).name, _fingerprint(p)] for p in input_files(cfg, stage.name)],
-        "upstream": {u: _manifest_key(cfg, u) for u in stage.upstream + stage.optional},
+        "upstream": {u: upstream_token(cfg, u) for u in stage.upstream + stage.optional},
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
 def _manifest_path(cfg: Config, stage: str) -> Path:
     return cfg.output_dir / ".soilresp" / f"{stage}.json"
+
+
+def _read_manifest(cfg: Config, stage: str) -> dict | None:
+    p = _manifest_path(cfg, stage)
+    if not p.is_file():
+        return None
+    try:
+        return json.loads(p.read_text())
+    except json.JSONDecodeError:
+        return None
+
+
+def upstream_token(cfg: Config, stage: str) -> str | None:
+    """What a downstream stage depends on: ``stage``'s key and the SHA-256 of the contents of
+    the outputs it wrote (recorded in its manifest), ``KEY:OUTPUTS``."""
+    m = _read_manifest(cfg, stage)
+    if m is None:
+        return None
+    return f"{m.get('key')}:{m.get('outputs_sha256_digest', '')}"
+
+
+def output_hashes(cfg: Config, stage: Stage) -> dict[str, dict]:
+    """Per output of ``stage``: SHA-256 of its contents (a Zarr store: of every file in it,
+    provenance attributes included) and its cheap fingerprint (size, mtime)."""
+    out = {}
+    for o in stage.outputs:
+        p = cfg.output_dir / stage.name / o
+        out[o] = {"sha256": io.file_sha256(p) if p.exists() else "missing", "fingerprint": _fingerprint(p)}
+    return out
+
+
+def _digest(hashes: dict[str, dict]) -> str:
+    return hashlib.sha256(json.dumps({k: v["sha256"] for k, v in sorted(hashes.items())}).encode()).hexdigest()
+
+
+def outputs_unchanged(cfg: Config, stage: Stage) -> bool:
+    """The stage's outputs still have the contents its manifest recorded: fingerprints equal,
+    or else the content hash equal (a file rewritten by someone else makes the stage stale).
+    Manifests without the record (older runs) count as unchanged."""
+    m = _read_manifest(cfg, stage.name) or {}
+    rec = m.get("outputs_sha256")
+    if not rec:
+        return True
+    for o, r in rec.items():
+        p = cfg.output_dir / stage.name / o
+        if _fingerprint(p) == r.get("fingerprint"):
+            continue
+        if not p.exists() or io.file_sha256(p) != r.get("sha256"):
+            return False
+    return True
 
 
 def _manifest_key(cfg: Config, stage: str) -> str | None:
@@ -200,6 +253,8 @@ def is_fresh(cfg: Config, stage: Stage) -> bool:
     if key is None or key != stage_key(cfg, stage):
         return False
     if not all(io.is_complete(cfg.output_dir / stage.name / o) for o in stage.outputs):
+        return False
+    if not outputs_unchanged(cfg, stage):
         return False
     return all(is_fresh(cfg, STAGES[u]) for u in stage.upstream + _ran(cfg, stage.optional))
 
@@ -284,7 +339,9 @@ def run_stage(ctx: Context, name: str, *, force: bool = False) -> str:
         raise
     write_sidecars(ctx, name)
     _clean_temporaries(ctx.out / name, keep_partial=False)
+    hashes = output_hashes(ctx.cfg, stage)
     io.write_json(manifest, {
+        "outputs_sha256": hashes, "outputs_sha256_digest": _digest(hashes),
         "stage": name, "key": stage_key(ctx.cfg, stage), "version": __version__,
         "code_sha256": code_hash(), "seconds": round(time.perf_counter() - t0, 3),
         "outputs": [str(ctx.path(name, o)) for o in stage.outputs],
@@ -564,9 +621,12 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
           ("rs.zarr", "totals.parquet", "latitude_profile.parquet"), _product,
           "Rs for every land pixel and year (model family, QRF intervals, AOA); totals; latitude profile; "
           "stability of the total"),
-    Stage("uncertainty", ("product", "trends.min_years", "trends.alpha"), ("product", "models", "sites"),
-          ("mc_summary.parquet", "mc_trends.parquet", "mc_trend_summary.parquet"), _uncertainty,
-          "Monte Carlo totals (parameter draws or bootstrap refits), 95 % CI, per-realisation trends"),
+    Stage("uncertainty", ("product", "trends.min_years", "trends.alpha", "trends.mk_exact_max_n",
+                           "grid.resolution"), ("product", "models", "sites"),
+          ("mc_summary.parquet", "mc_totals.parquet", "mc_trends.parquet", "mc_trend_summary.parquet",
+           "mode_diagnostics.parquet"), _uncertainty,
+          "Monte Carlo totals per mode (paper, covariance, site-bootstrap, structural): median, 95 % "
+          "interval, per-realisation trends"),
     Stage("trends", ("trends",), ("product", "biomes"),
           ("trends.zarr", "series_trends.parquet", "class_shares.parquet"), _trends,
           "Mann-Kendall / Theil-Sen per pixel and for regional series; trend classes"),

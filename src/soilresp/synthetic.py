@@ -93,6 +93,48 @@ TRUE_MODELS: dict[int, dict] = {
     10: {"T": "tas", "M": "et_pet", "P": "evi", "params": [120.0, 0.055, -0.0007, 1.4, -0.9, 380.0]},
 }
 
+# ---------------------------------------------------------------- the hard world
+#: A box where climate AND land cover change (hard world only): warming and wetting with
+#: deforestation.
+BOTH_CHANGE_BOX = (25.0, 40.0, 100.0, 120.0)
+
+#: True per-biome response of the hard world (``kind="hard"``), not one of the fitted forms:
+#: Rs = LT(T; e0) * (rref * fM(M; km) + k * P) * exp(RESID_SD * r - RESID_SD**2 / 2),
+#: LT the Lloyd & Taylor (1994) temperature response (T0 = 227.13 K, reference 10 degC),
+#: fM = (1 + km) m / (km + m) a saturating (Michaelis-Menten) moisture response of the
+#: moisture driver scaled to [0, 1] (sm / 0.46, or et/pet), the productivity term scaled by
+#: the temperature response (an interaction Eq 4 cannot represent: its f*P is additive), and
+#: r a smooth, spatially correlated residual field that no driver explains.
+HARD_MODELS: dict[int, dict] = {
+    1: {"T": "tas", "M": "sm", "P": "gpp", "rref": 330.0, "e0": 190.0, "km": 0.25, "k": 0.11},
+    2: {"T": "tas", "M": "sm", "P": "gpp", "rref": 380.0, "e0": 170.0, "km": 0.20, "k": 0.09},
+    3: {"T": "lst_night", "M": "sm", "P": "gpp", "rref": 300.0, "e0": 210.0, "km": 0.30, "k": 0.10},
+    4: {"T": "lst_night", "M": "sm", "P": "gpp", "rref": 310.0, "e0": 200.0, "km": 0.25, "k": 0.10},
+    5: {"T": "tas", "M": "et_pet", "P": "gpp", "rref": 320.0, "e0": 180.0, "km": 0.35, "k": 0.10},
+    6: {"T": "tas", "M": "sm", "P": "gpp", "rref": 360.0, "e0": 150.0, "km": 0.20, "k": 0.08},
+    7: {"T": "tas", "M": "sm", "P": "gpp", "rref": 300.0, "e0": 160.0, "km": 0.30, "k": 0.12},
+    8: {"T": "tas", "M": "et_pet", "P": "evi", "rref": 260.0, "e0": 190.0, "km": 0.40, "k": 380.0},
+    9: {"T": "lst_night", "M": "et_pet", "P": "gpp", "rref": 280.0, "e0": 200.0, "km": 0.45, "k": 0.10},
+    10: {"T": "tas", "M": "et_pet", "P": "evi", "rref": 220.0, "e0": 180.0, "km": 0.50, "k": 300.0},
+}
+RESID_SD = 0.12          # log-sd of the spatially correlated residual field
+SITE_EFFECT_SD = 0.15    # log-sd of the site random effects (mean-one lognormal)
+OBS_NOISE = (15.0, 0.07)  # heteroscedastic measurement error sd = a + b * Rs, g C m-2 yr-1
+
+
+def lloyd_taylor(T, e0, t_ref=10.0, t0=227.13):
+    """Lloyd & Taylor (1994, Funct. Ecol. 8:315) response, 1 at ``t_ref`` degC; T in degC."""
+    tk = np.maximum(np.asarray(T, dtype=np.float64), -40.0) + 273.15
+    return np.exp(e0 * (1.0 / (t_ref + 273.15 - t0) - 1.0 / (tk - t0)))
+
+
+def hard_rs(T, M, P, m: dict, moisture: str, resid=0.0):
+    """The hard world's true Rs, g C m-2 yr-1 (see :data:`HARD_MODELS`)."""
+    mm = np.clip(M / 0.46 if moisture == "sm" else M, 1e-3, 1.0)
+    fM = (1.0 + m["km"]) * mm / (m["km"] + mm)
+    return lloyd_taylor(T, m["e0"]) * (m["rref"] * fM + m["k"] * P) * np.exp(RESID_SD * resid - RESID_SD ** 2 / 2)
+
+
 def eq4(T, M, P, a, b, c, d, e, f):
     """Huang et al. 2020 Eq 4 form used for the truth, g C m-2 yr-1."""
     return a * np.exp(b * T + c * T * T) * np.exp(d * M + e * M * M) + f * P
@@ -139,6 +181,7 @@ class SyntheticWorld:
     grid: Grid
     years: tuple[int, int] = (2000, 2014)
     seed: int = 42
+    kind: str = "easy"
     _w: dict = field(init=False, repr=False)
 
     def __post_init__(self):
@@ -155,6 +198,11 @@ class SyntheticWorld:
         # site fertility (nutrients, soils, management): spatial productivity contrast that
         # climate does not explain; drawn last so the other fields keep their values
         self._w["fert"] = _Waves.draw(rng)
+        if self.kind not in ("easy", "hard"):
+            raise ValueError(f"world kind must be 'easy' or 'hard', got {self.kind!r}")
+        # hard-world fields, drawn after the easy world's so that it keeps its values
+        self._w["resid"] = _Waves.draw(rng, n=32, scale=6.0)
+        self._anom["R"] = [_Waves.draw(rng, n=16, scale=3.0) for _ in range(ny)]
 
     @property
     def year_values(self) -> np.ndarray:
@@ -195,12 +243,16 @@ class SyntheticWorld:
 
         clim_box = _in_box(lat2, lon2, CLIMATE_ONLY_BOX)
         lc_box = _in_box(lat2, lon2, LANDCOVER_ONLY_BOX)
+        hard = self.kind == "hard"
+        both_box = _in_box(lat2, lon2, BOTH_CHANGE_BOX) if hard else np.zeros_like(clim_box)
 
         # --- climate: warming and precipitation trends that differ by region
         warm = 0.02 + 0.03 * np.abs(lat2) / 90.0 + 0.012 * w["warm"](xyz)  # degC / yr
         ptr = 0.004 * w["ptrend"](xyz)  # fraction / yr
         warm = np.where(clim_box, 0.09, np.where(lc_box, 0.0, warm))
         ptr = np.where(clim_box, 0.02, np.where(lc_box, 0.0, ptr))
+        warm = np.where(both_box, 0.08, warm)
+        ptr = np.where(both_box, 0.015, ptr)
         aT = np.stack([a(xyz) for a in self._anom["T"]]) * 0.35 + 0.15 * self._global_anom[:, None, None]
         aP = np.stack([a(xyz) for a in self._anom["P"]]) * 0.07
         tas = T0[None] + warm[None] * tc_ + aT
@@ -209,7 +261,7 @@ class SyntheticWorld:
         # --- land cover: general slight greening, deforestation box, fixed in the climate box
         rng = np.random.default_rng([self._noise_seed, int(round((lat[0] + 90) * 1e4)),
                                      int(round((lon[0] + 180) * 1e4)), lat.size, lon.size])
-        dtc = np.where(lc_box, -2.5, np.where(clim_box, 0.0, 0.08 * (tc0 > 10)))
+        dtc = np.where(lc_box | both_box, -2.5, np.where(clim_box, 0.0, 0.08 * (tc0 > 10)))
         tc = tc0[None] + dtc[None] * (tc_ + (ny - 1) / 2.0) + rng.normal(0, 0.4, size=(ny,) + T0.shape)
         tc = np.clip(tc, 0.0, 100.0)
         bg = np.clip(bg0[None] + rng.normal(0, 0.3, size=tc.shape), 0.0, None)
@@ -223,6 +275,17 @@ class SyntheticWorld:
         et_pet = et / pet
         sm = 0.04 + 0.42 * (1.0 - np.exp(-pr / 900.0)) * (0.85 + 0.15 * cover)
         wb = pr - pet
+        if hard:
+            # SPEI-like index from a water balance with its own anomalies: an independent
+            # PET estimate (radiation anomalies), the balance carried over between years
+            # (storage memory 0.6), then standardised per pixel (Vicente-Serrano et al. 2010)
+            aR = np.stack([a(xyz) for a in self._anom["R"]])
+            d = pr - pet * np.exp(0.12 * aR)
+            acc = np.empty_like(d)
+            acc[0] = d[0]
+            for k in range(1, ny):
+                acc[k] = d[k] + 0.6 * acc[k - 1]
+            wb = acc
         spei = (wb - wb.mean(axis=0)) / np.maximum(wb.std(axis=0), 1e-6)
         nN = np.stack([a(xyz) for a in self._anom["N"]])
         lst_day = tas + 4.0 + 8.0 * (1.0 - sm / 0.46) - 3.0 * tc / 100.0 + 0.5 * nN
@@ -257,11 +320,12 @@ class SyntheticWorld:
                        lst_day=lst_day, lst_night=lst_night, gpp=gpp, evi=evi, ndvi=ndvi,
                        tc=tc, sv=sv, bg=bg)
         rs = np.full(tas.shape, np.nan)
-        for code, m in TRUE_MODELS.items():
+        resid = w["resid"](xyz)
+        for code, m in (HARD_MODELS if hard else TRUE_MODELS).items():
             sel = biome == code
             if sel.any():
                 T, M, P = (drivers[m[k]][:, sel] for k in ("T", "M", "P"))
-                rs[:, sel] = eq4(T, M, P, *m["params"])
+                rs[:, sel] = hard_rs(T, M, P, m, m["M"], resid[sel][None]) if hard else eq4(T, M, P, *m["params"])
         out = {k: np.where(land[None], v, np.nan).astype(np.float32) for k, v in drivers.items()}
         out["rs_true"] = rs.astype(np.float32)
         out["land"] = land
@@ -318,15 +382,23 @@ def write_world(
     lat_bounds: tuple[float, float] = (-60.0, 84.0),
     chunk: int = 256,
     progress: Callable[[str, int, int], None] | None = None,
+    kind: str = "easy",
 ) -> dict[str, Path]:
     """Write the synthetic world below ``out``; returns the paths written.
+
+    ``kind="easy"``: the truth has the paper's Eq 4 form, sites scattered with a temperate
+    bias, 5 % lognormal noise (fast unit tests). ``kind="hard"`` (``soilresp demo``): a true
+    response outside the fitted forms (:data:`HARD_MODELS`), a spatially correlated residual
+    field, site random effects, heteroscedastic measurement error, sites clustered like the
+    real SRDB (``data/srdb_site_density_5deg.csv``), a water-balance SPEI, and a box where
+    climate and land cover both change (:data:`BOTH_CHANGE_BOX`); ``obs_noise_sd`` is unused.
 
     Drivers are written one variable at a time and one latitude band at a time, so memory
     is bounded by one block of ``chunk`` x ``chunk`` cells times the number of months.
     """
     out = Path(out)
     grid = Grid(resolution, lat_bounds[0], lat_bounds[1], -180.0, 180.0, chunk)
-    world = SyntheticWorld(grid, years, seed)
+    world = SyntheticWorld(grid, years, seed, kind)
     ny = world.n_years
     say = progress or (lambda *a: None)
 
@@ -384,7 +456,7 @@ def write_world(
 
     # 4. field observations in SRDB format
     paths["srdb"] = _write_observations(out / "srdb-data.csv", world, truth, grid, n_sites, seed,
-                                        max_years_per_site, obs_noise_sd)
+                                        max_years_per_site, obs_noise_sd, kind)
 
     # 5. true totals and trends
     paths["truth_json"] = _write_truth_json(out / "truth.json", truth, grid, world)
@@ -461,10 +533,48 @@ _ECOSYSTEM = {1: ("Forest", "Deciduous"), 2: ("Forest", "Evergreen"), 3: ("Fores
               10: ("Shrubland", "Evergreen")}
 
 
+def srdb_site_density() -> pd.DataFrame:
+    """Distinct SRDB site locations per 5-degree cell (``lat``, ``lon`` cell centres,
+    ``sites``), packaged in ``soilresp/data`` (how it was made:
+    ``data/make_srdb_site_density.py``)."""
+    return pd.read_csv(Path(__file__).parent / "data" / "srdb_site_density_5deg.csv")
+
+
+def _clustered_sites(rng, ii, jj, b, grid: Grid, n_sites: int, min_per_biome: int = 4) -> np.ndarray:
+    """Pixel indices (into ``ii, jj``) of ``n_sites`` sites clustered like the real SRDB:
+    cluster centres drawn with the density of real site locations in their 5-degree cell
+    (plus a small floor), 1-8 sites per cluster within about one cell of the centre, and at
+    least ``min_per_biome`` sites in every biome (so each has a model; many stay under 20)."""
+    dens = srdb_site_density()
+    key = {(round(a, 1), round(o, 1)): n for a, o, n in dens[["lat", "lon", "sites"]].itertuples(index=False)}
+    clat = np.floor((grid.lat[ii] + 90) / 5.0) * 5 - 90 + 2.5
+    clon = np.floor((grid.lon[jj] + 180) / 5.0) * 5 - 180 + 2.5
+    w = np.array([key.get((round(a, 1), round(o, 1)), 0) for a, o in zip(clat, clon)], dtype=float)
+    cells_per_5deg = max(1.0, (5.0 / grid.resolution) ** 2)
+    w = w / cells_per_5deg + 0.02
+    chosen: list[int] = []
+    pos = {(int(i), int(j)): k for k, (i, j) in enumerate(zip(ii, jj))}
+    while len(chosen) < n_sites:
+        c = int(rng.choice(ii.size, p=w / w.sum()))
+        for _ in range(min(int(rng.geometric(0.35)), 8, n_sites - len(chosen))):
+            di, dj = rng.integers(-1, 2, size=2) if rng.random() < 0.5 else (0, 0)
+            k = pos.get((int(ii[c] + di), int(jj[c] + dj)), c)
+            chosen.append(k)
+    for code in np.unique(b):
+        have = sum(1 for k in chosen if b[k] == code)
+        idx = np.nonzero(b == code)[0]
+        if have < min_per_biome and idx.size:
+            chosen.extend(rng.choice(idx, size=min(min_per_biome - have, idx.size), replace=False))
+    return np.array(sorted(chosen))
+
+
 def _write_observations(path: Path, world: SyntheticWorld, truth: xr.Dataset, grid: Grid,
                         n_sites: int, seed: int, max_years_per_site: int = 3,
-                        obs_noise_sd: float = 0.05) -> Path:
-    """Sample sites (biased to the temperate zone, every biome represented) and years."""
+                        obs_noise_sd: float = 0.05, kind: str = "easy") -> Path:
+    """Sample sites and years. Easy world: biased to the temperate zone, every biome
+    represented, lognormal noise. Hard world: SRDB-like clusters (:func:`_clustered_sites`),
+    site random effects and heteroscedastic measurement error (:data:`SITE_EFFECT_SD`,
+    :data:`OBS_NOISE`); several sites may share a pixel."""
     rng = np.random.default_rng([seed, 7])
     biome = truth["biome"].values  # static map: small (lat, lon) int8
     tmean = truth["tas_mean"].values
@@ -472,6 +582,9 @@ def _write_observations(path: Path, world: SyntheticWorld, truth: xr.Dataset, gr
     b = biome[ii, jj]
     t = tmean[ii, jj]
     weight = np.where((t >= 2) & (t <= 17), 5.0, 1.0)  # databases favour temperate sites
+    if kind == "hard":
+        return _write_rows(path, world, truth, grid, rng, ii, jj, b, t,
+                           _clustered_sites(rng, ii, jj, b, grid, n_sites), max_years_per_site, kind, 0.0)
     chosen: list[int] = []
     per_biome_min = max(6, n_sites // 25)
     for code in TRUE_MODELS:  # every biome gets a minimum number of sites
@@ -483,7 +596,12 @@ def _write_observations(path: Path, world: SyntheticWorld, truth: xr.Dataset, gr
     k = max(0, min(n_sites - len(chosen), rest.size))
     chosen.extend(rng.choice(rest, size=k, replace=False, p=weight[rest] / weight[rest].sum()))
     chosen = np.array(sorted(chosen))
+    return _write_rows(path, world, truth, grid, rng, ii, jj, b, t, chosen, max_years_per_site, kind,
+                       obs_noise_sd)
 
+
+def _write_rows(path, world, truth, grid, rng, ii, jj, b, t, chosen, max_years_per_site, kind,
+                obs_noise_sd) -> Path:
     years = world.year_values
     rows = []
     rec = 0
@@ -498,11 +616,16 @@ def _write_observations(path: Path, world: SyntheticWorld, truth: xr.Dataset, gr
             lat, lon = grid.lat[i], grid.lon[j]
         eco, leaf = _ECOSYSTEM[int(b[idx])]
         series = rs_true[:, i, j].values
+        u = rng.normal(0.0, SITE_EFFECT_SD) - SITE_EFFECT_SD ** 2 / 2 if kind == "hard" else 0.0
         for y in ys:
             reps = 2 if rng.random() < 0.1 else 1  # some site-years measured twice
             for _ in range(reps):
                 rec += 1
-                val = float(series[y - years[0]]) * float(np.exp(rng.normal(0, obs_noise_sd)))
+                if kind == "hard":
+                    mu = float(series[y - years[0]]) * float(np.exp(u))
+                    val = max(5.0, mu + rng.normal(0.0, OBS_NOISE[0] + OBS_NOISE[1] * mu))
+                else:
+                    val = float(series[y - years[0]]) * float(np.exp(rng.normal(0, obs_noise_sd)))
                 rows.append(dict(
                     Record_number=rec, Study_number=1000 + s, Site_name=f"Synthetic site {s:04d}",
                     Latitude=round(lat, 4), Longitude=round(lon, 4), Country="",
@@ -547,8 +670,12 @@ def _write_truth_json(path: Path, truth: xr.Dataset, grid: Grid, world: Syntheti
                              for r in totals["region"].values},
         "trends_pg_per_yr2": {r: _series_trend(totals.sel(region=r).values, years)
                               for r in totals["region"].values},
-        "true_models": {BIOMES[k]: v for k, v in TRUE_MODELS.items()},
-        "boxes": {"climate_only": CLIMATE_ONLY_BOX, "landcover_only": LANDCOVER_ONLY_BOX},
+        "kind": world.kind,
+        "true_models": {BIOMES[k]: (dict(v, form="hard: Lloyd-Taylor x (rref fM + k P) x residual field")
+                                    if world.kind == "hard" else dict(v, form="eq4"))
+                        for k, v in (HARD_MODELS if world.kind == "hard" else TRUE_MODELS).items()},
+        "boxes": {"climate_only": CLIMATE_ONLY_BOX, "landcover_only": LANDCOVER_ONLY_BOX,
+                  **({"both_change": BOTH_CHANGE_BOX} if world.kind == "hard" else {})},
     }
     io.write_json(path, doc)
     return path

@@ -9,7 +9,7 @@ Output contract, ``trends/``:
   Benjamini-Hochberg over the map when ``[trends] fdr = true``, then also ``q`` and
   ``fdr_reject``; computed in two chunked passes, never holding the map).
 * ``series_trends.parquet``: per region (global, tropical, temperate, boreal) the Sen slope of
-  the annual totals (Pg C yr-2), MK p, and a moving-block bootstrap 95 % CI (Fig 2A).
+  the annual totals (Pg C yr-2), MK p (exact for <= ``[trends] mk_exact_max_n`` years), and a moving-block bootstrap 95 % CI (Fig 2A).
 * ``class_shares.parquet``: area share of each trend class per region (Fig 2C).
 """
 
@@ -23,13 +23,21 @@ from soilresp import io, stats
 from soilresp.biomes import REGION_NAMES
 
 
+def use_exact_p(n_years: int, exact_max_n: int) -> bool:
+    """The exact Mann-Kendall p (Kendall 1975, ch. 4) for series of at most ``exact_max_n``
+    years (``[trends] mk_exact_max_n``, default 20; 0 = always the normal approximation).
+    Series with ties keep the normal approximation (``stats.mann_kendall``)."""
+    return 0 < n_years <= exact_max_n
+
+
 def pixel_trends(rs: xr.DataArray, *, alpha: float, slight_alpha: float, min_years: int,
-                 fdr: bool) -> xr.Dataset:
-    """Per-pixel trend statistics of ``rs`` (year, lat, lon); lazy when ``rs`` is dask-backed."""
+                 fdr: bool, exact: bool = False) -> xr.Dataset:
+    """Per-pixel trend statistics of ``rs`` (year, lat, lon); lazy when ``rs`` is dask-backed.
+    ``exact``: exact Mann-Kendall p for tie-free pixels (:func:`use_exact_p`)."""
     # with fdr, xr_trend runs the chunked two-pass Benjamini-Hochberg (stats.xr_fdr_bh):
     # the p map is never held whole, and the significant classes use the BH rejections
     ds = stats.xr_trend(rs, dim="year", alpha=alpha, slight_alpha=slight_alpha, min_years=min_years,
-                        fdr=fdr)
+                        fdr=fdr, exact=exact)
     if fdr:
         ds["significant"] = ds["fdr_reject"]
     else:
@@ -49,14 +57,18 @@ def pixel_trends(rs: xr.DataArray, *, alpha: float, slight_alpha: float, min_yea
 
 
 def series_trends(totals: pd.DataFrame, *, n_boot: int, alpha: float, seed: int,
-                  min_years: int = 3) -> pd.DataFrame:
-    """Sen slope, MK p and block-bootstrap CI of each region's annual totals (Fig 2A)."""
+                  min_years: int = 3, exact_max_n: int = 20) -> pd.DataFrame:
+    """Sen slope, MK p and block-bootstrap CI of each region's annual totals (Fig 2A).
+    ``p`` is the exact Mann-Kendall p when the series has at most ``exact_max_n`` years
+    (column ``p_exact`` says which)."""
     rows = []
     for region, g in totals.groupby("region", sort=False):
         g = g.sort_values("year")
         y, x = g["total_pg"].to_numpy(float), g["year"].to_numpy(float)
-        t = stats.trend_test(y, x, alpha=alpha, min_years=min_years)
+        ex = use_exact_p(len(y), exact_max_n)
+        t = stats.trend_test(y, x, alpha=alpha, min_years=min_years, exact=ex)
         row = {"region": region, "slope": float(t["slope"]), "p": float(t["p"]), "z": float(t["z"]),
+               "p_exact": bool(ex and len(np.unique(y)) == len(y)),
                "sen_lo": float(t["slope_lo"]), "sen_hi": float(t["slope_hi"]),
                "net_change": float(stats.net_change(t["slope"], len(y))), "n_years": len(y),
                "mean_total": float(np.mean(y))}
@@ -99,11 +111,12 @@ def run(ctx) -> None:
 
     rs = rs.chunk({"year": -1})
     with task_progress(ctx.progress, "pixel trends"):
-        ds = pixel_trends(rs, alpha=t.alpha, slight_alpha=t.slight_alpha, min_years=t.min_years, fdr=t.fdr)
+        ds = pixel_trends(rs, alpha=t.alpha, slight_alpha=t.slight_alpha, min_years=t.min_years, fdr=t.fdr,
+                          exact=use_exact_p(rs.sizes["year"], t.mk_exact_max_n))
         io.write_zarr(ctx.path("trends", "trends.zarr"), ds, ctx.prov("trends"))
     totals = io.read_table(ctx.path("product", "totals.parquet"), ["region", "year", "total_pg"])
     st = series_trends(totals, n_boot=t.bootstrap, alpha=t.alpha, seed=ctx.cfg.run.seed,
-                       min_years=t.min_years)
+                       min_years=t.min_years, exact_max_n=t.mk_exact_max_n)
     io.write_table(ctx.path("trends", "series_trends.parquet"), st, ctx.prov("trends"))
     tr = io.open_zarr(ctx.path("trends", "trends.zarr"), ["trend_class"])
     cs = class_shares(tr["trend_class"], bio["region"], bio["cell_area"])

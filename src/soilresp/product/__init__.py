@@ -14,8 +14,8 @@ Output contract, ``product/`` (see ``docs/product.md``):
     biomes whose model gives no intervals.
 
 * ``totals.parquet``: one row per (region, year): ``total_pg`` (Pg C yr-1), ``share`` of the
-  global total, ``area_km2`` of the pixels with Rs; the uncertainty stage adds ``mc_mean``,
-  ``mc_lo``, ``mc_hi`` (2.5 / 97.5 percentiles), ``mc_sd`` and ``sampling_se_pg``.
+  global total, ``area_km2`` of the pixels with Rs (the uncertainty stage reads it and writes
+  its intervals to ``uncertainty/``, never here).
 * ``latitude_profile.parquet``: per latitude row, the area-weighted mean Rs of the years'
   mean (g C m-2 yr-1) and its total (Tg C yr-1) (Huang et al. 2020, Fig 1B).
 

@@ -1,26 +1,33 @@
 """Monte Carlo uncertainty of the totals (method step 5; Huang et al. 2020, Methods).
 
 Each realisation regenerates every biome's model, recomputes the annual totals (global,
-tropical, temperate, boreal) and, inside the realisation, their Sen slope. Two schemes
-(``[product] mc_mode``; details and reasons in ``docs/product.md``):
+tropical, temperate, boreal) and, inside the realisation, their Sen slope. Modes
+(``[product] mc_mode``, one or several; assumptions in ``docs/product.md``):
 
-``parameters`` (the paper's scheme)
+``paper`` (alias ``parameters``; Huang et al. 2020, Methods)
     *Nonlinear models (Eq 1-4)*: every quantitative parameter ~ Normal(value,
     |param_cv x value|) (10 % CV by default). *Qualitative settings* are the predictor
-    choices of the Eq 5 stepwise selection: for each predictor slot of the selected form
-    (temperature, moisture, productivity) a candidate is drawn from that step's candidates
-    (``mc_qualitative = "eq5"``: among the candidates whose Eq 5 score eps is within
-    ``mc_eps_tolerance`` (10 %) of the step's best, with probability proportional to eps, read
-    from ``models/selection_steps.parquet``; ``"uniform"``: any candidate, uniformly;
-    ``"none"``: keep the selected predictors). A drawn set other than the selected one is refitted (same form)
-    on the biome's training rows, then perturbed.
-    *Machine-learning models (rf, svr, ann, qrf)* have no parameters with a standard
-    error, so their realisations are bootstrap refits (below).
+    choices of the Eq 5 stepwise selection (``mc_qualitative``: ``"eq5"`` among the
+    candidates within ``mc_eps_tolerance`` of the step's best, weighted by eps; ``"uniform"``;
+    ``"none"``); a drawn set other than the selected one is refitted, then perturbed.
+    *Machine-learning models* have no parameters with a standard error: bootstrap refits.
+``covariance``
+    Eq 1-4 parameters ~ multivariate normal from the fit's covariance, the positive ``a`` on
+    the log scale (:class:`CovarianceSpec`); singular or ill-identified fits are warned about
+    and listed; ML models and fits without a finite covariance get site-bootstrap refits.
+``site-bootstrap``
+    Location groups (:func:`soilresp.models.cv.location_groups`, ``mc_group_km``) resampled
+    with replacement; the selected family, form and predictors refitted
+    (``sklearn.base.clone``, ``random_state`` reseeded). Efron & Tibshirani (1993); the
+    bootstrap-refit propagation of Jian et al. (2022).
+``structural``
+    One model per biome drawn among those within ``mc_structural_tolerance`` of the best
+    CV score (:func:`structural_candidates`), across families and forms.
 ``bootstrap``
-    Every family: the biome's training rows (``sites/training.parquet``) are resampled with
-    replacement, by site (``mc_bootstrap_unit = "site"``, the default: a site's years are
-    not independent) or by row, and ``sklearn.base.clone(model.estimator)`` is refitted
-    (``random_state`` parameters reseeded per realisation).
+    As ``site-bootstrap`` with site ids (or rows, ``mc_bootstrap_unit``) as the unit.
+
+Summaries are the median and 2.5 / 97.5 percentiles; the mean is a diagnostic
+(:func:`summarise_mc`). The headline total stays the product's central estimate.
 
 Realisation r of biome b uses ``numpy.random.default_rng([seed, 9173, r, b])``, so results do
 not depend on batching, chunking or the scheduler.
@@ -46,7 +53,7 @@ import pandas as pd
 import xarray as xr
 
 from soilresp.models.base import BiomeModel
-from soilresp.models.nonlinear import N_INPUTS, FitError, NonlinearRs, predict_form
+from soilresp.models.nonlinear import FORMS, N_INPUTS, FitError, NonlinearRs, predict_form
 
 REGIONS = ("global", "tropical", "temperate", "boreal")
 _REGION_INDEX = {3: 1, 2: 2, 1: 3}  # region code -> column in REGIONS
@@ -55,12 +62,31 @@ _SLOTS = ("temperature", "moisture", "productivity")
 _N_STRATA = 64
 
 
+MODES = ("paper", "covariance", "site-bootstrap", "structural", "bootstrap")
+_ALIASES = {"parameters": "paper"}
+
+
+def normalise_modes(mode) -> list[str]:
+    """``[product] mc_mode`` as a list of canonical mode names (``parameters`` = ``paper``)."""
+    modes = [mode] if isinstance(mode, str) else list(mode)
+    out = []
+    for m in modes:
+        m = _ALIASES.get(m, m)
+        if m not in MODES:
+            raise ValueError(f"mc mode must be one of {list(MODES)}, got {m!r}")
+        if m not in out:
+            out.append(m)
+    if not out:
+        raise ValueError("mc mode: at least one mode")
+    return out
+
+
 @dataclass(frozen=True)
 class MCSettings:
-    """Monte Carlo settings (``[product]`` mc_* keys); see the module docstring."""
+    """Monte Carlo settings of one mode (``[product]`` mc_* keys); see the module docstring."""
 
     n: int = 500
-    mode: str = "parameters"
+    mode: str = "paper"
     param_cv: float = 0.10
     qualitative: str = "eq5"
     bootstrap_unit: str = "site"
@@ -69,23 +95,34 @@ class MCSettings:
     batch: int = 50
     seed: int = 0
     eps_tolerance: float = 0.10
+    group_km: float = 0.0
+    structural_tolerance: float = 0.02
+    structural_score: str = "site_cv_r2"
 
     def __post_init__(self):
-        if self.mode not in ("parameters", "bootstrap"):
-            raise ValueError(f"mc mode must be 'parameters' or 'bootstrap', got {self.mode!r}")
+        object.__setattr__(self, "mode", _ALIASES.get(self.mode, self.mode))
+        if self.mode not in MODES:
+            raise ValueError(f"mc mode must be one of {list(MODES)}, got {self.mode!r}")
         if self.qualitative not in ("eq5", "uniform", "none"):
             raise ValueError(f"mc qualitative must be 'eq5', 'uniform' or 'none', got {self.qualitative!r}")
         if self.bootstrap_unit not in ("site", "row"):
             raise ValueError(f"bootstrap unit must be 'site' or 'row', got {self.bootstrap_unit!r}")
         if self.n < 0 or self.batch < 1 or self.param_cv < 0 or self.sample_pixels < 0:
             raise ValueError("mc settings: n >= 0, batch >= 1, param_cv >= 0, sample_pixels >= 0")
+        if self.group_km < 0 or self.structural_tolerance < 0:
+            raise ValueError("mc settings: group_km >= 0, structural_tolerance >= 0")
 
     @classmethod
-    def from_config(cls, pc, seed: int) -> "MCSettings":
-        return cls(n=pc.mc_samples, mode=pc.mc_mode, param_cv=pc.param_cv,
+    def from_config(cls, pc, seed: int, mode: str | None = None, resolution: float = 0.5) -> "MCSettings":
+        """Settings of ``mode`` (default: the first of ``pc.mc_mode``). ``mc_group_km`` unset:
+        one grid cell (``resolution`` x 111.32 km), the distance of the CV's location groups."""
+        km = pc.mc_group_km if pc.mc_group_km is not None else resolution * 111.32
+        return cls(n=pc.mc_samples, mode=mode or normalise_modes(pc.mc_mode)[0], param_cv=pc.param_cv,
                    qualitative=pc.mc_qualitative, bootstrap_unit=pc.mc_bootstrap_unit,
                    sample_pixels=pc.mc_sample_pixels, min_per_stratum=pc.mc_min_per_stratum,
-                   batch=pc.mc_batch, seed=seed, eps_tolerance=pc.mc_eps_tolerance)
+                   batch=pc.mc_batch, seed=seed, eps_tolerance=pc.mc_eps_tolerance, group_km=km,
+                   structural_tolerance=pc.mc_structural_tolerance,
+                   structural_score=pc.mc_structural_score)
 
 
 # ---------------------------------------------------------------- realisation models
@@ -108,19 +145,178 @@ class PerturbedNLS:
         return out
 
 
-def training_rows(model: BiomeModel, training: pd.DataFrame, predictors=None):
-    """(X, y, site_id) the biome's model is (re)fitted on: the biome's rows, or all biomes'
-    rows for a model that fell back to the pooled fit (``meta['fallback']``)."""
+def training_rows(model: BiomeModel, training: pd.DataFrame, predictors=None, group_km: float | None = None):
+    """(X, y, group) the biome's model is (re)fitted on: the biome's rows, or all biomes'
+    rows for a model that fell back to the pooled fit (``meta['fallback']``). ``group`` is the
+    site id, or with ``group_km`` the location group of :func:`soilresp.models.cv.location_groups`
+    (sites within ``group_km`` by single linkage; needs ``lat``/``lon`` columns)."""
     preds = list(predictors or model.predictors)
     missing = [c for c in preds + ["rs", "biome"] if c not in training]
     if missing:
         raise KeyError(f"training table lacks column(s) {missing}")
     pooled = bool(model.meta.get("fallback"))
     sub = training[training["biome"] > 0] if pooled else training[training["biome"] == model.biome]
-    cols = preds + ["rs"] + (["site_id"] if "site_id" in sub else [])
-    sub = sub[cols].dropna()
-    g = sub["site_id"].to_numpy() if "site_id" in sub else np.arange(len(sub))
+    extra = [c for c in ("site_id", "lat", "lon") if c in sub]
+    sub = sub[preds + ["rs"] + extra].dropna(subset=preds + ["rs"])
+    if group_km is not None:
+        if not {"lat", "lon"} <= set(sub.columns):
+            raise KeyError("training table lacks column(s) ['lat', 'lon'] (site-bootstrap location groups)")
+        from soilresp.models.cv import location_groups
+
+        g = location_groups(sub["lat"].to_numpy(float), sub["lon"].to_numpy(float), group_km)
+    else:
+        g = sub["site_id"].to_numpy() if "site_id" in sub else np.arange(len(sub))
     return sub[preds].to_numpy(float), sub["rs"].to_numpy(float), g
+
+
+# ---------------------------------------------------------------- covariance mode
+@dataclass
+class CovarianceSpec:
+    """Multivariate-normal draw of one Eq 1-4 fit's parameters from its covariance.
+
+    Parameters with a positive lower bound (``a``) are drawn on the log scale, with the
+    delta-method covariance ``cov(log a, t) = cov(a, t) / a``; the others on their own scale.
+    ``usable`` is False when the covariance is not finite (the biome then gets site-bootstrap
+    refits); ``singular`` when an eigenvalue of the correlation matrix is <= 1e-10 of the
+    largest (draws then lie in the identified subspace; ``condition`` is that matrix's
+    condition number); ``identified`` False when a parameter's relative standard
+    error exceeds 1 or two parameters correlate beyond 0.99.
+    """
+
+    biome: int
+    form: str
+    mean: np.ndarray       # transformed scale
+    factor: np.ndarray     # (k, k): draw = mean + factor @ z
+    log: np.ndarray        # bool per parameter
+    usable: bool
+    singular: bool
+    identified: bool
+    max_abs_corr: float
+    max_rel_se: float
+    condition: float
+
+    def draw(self, rng) -> np.ndarray:
+        z = self.mean + self.factor @ rng.normal(size=self.mean.size)
+        return np.where(self.log, np.exp(z), z)
+
+    def row(self) -> dict:
+        return {"biome": self.biome, "form": self.form, "usable": self.usable, "singular": self.singular,
+                "identified": self.identified, "max_abs_corr": self.max_abs_corr,
+                "max_rel_se": self.max_rel_se, "condition": self.condition,
+                "log_scale": ",".join(n for n, lg in zip(FORMS[self.form], self.log) if lg)}
+
+
+def covariance_spec(code: int, form: str, params, cov) -> CovarianceSpec:
+    """The :class:`CovarianceSpec` of a fit (``params`` and ``cov`` in original units)."""
+    from soilresp.models.nonlinear import _BOUNDS
+
+    p = np.asarray(params, dtype=float)
+    c = np.asarray(cov, dtype=float)
+    k = p.size
+    log = (_BOUNDS[0][:k] > 0) & (p > 0)
+    if c.shape != (k, k) or not np.isfinite(c).all():
+        return CovarianceSpec(code, form, p, np.zeros((k, k)), np.zeros(k, bool), False, True, False,
+                              float("nan"), float("nan"), float("inf"))
+    d = np.where(log, 1.0 / np.where(log, p, 1.0), 1.0)
+    ct = c * d[:, None] * d[None, :]
+    ct = 0.5 * (ct + ct.T)
+    w, v = np.linalg.eigh(ct)
+    w = np.clip(w, 0.0, None)
+    # singularity and conditioning on the scale-free correlation matrix
+    st = np.sqrt(np.diag(ct))
+    if np.all(st > 0):
+        wc = np.clip(np.linalg.eigvalsh(ct / np.outer(st, st)), 0.0, None)
+        singular = bool(wc.min() <= 1e-10 * wc.max())
+        cond = float(wc.max() / wc.min()) if wc.min() > 0 else float("inf")
+    else:
+        singular, cond = True, float("inf")
+    sd = np.sqrt(np.clip(np.diag(c), 0, None))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        corr = c / np.outer(sd, sd)
+        rel = np.where(p != 0, sd / np.abs(p), np.inf)
+    off = np.abs(corr[~np.eye(k, dtype=bool)]) if k > 1 else np.zeros(1)
+    max_corr = float(np.nanmax(off)) if off.size else 0.0
+    max_rel = float(np.nanmax(rel))
+    identified = (not singular) and max_corr <= 0.99 and max_rel <= 1.0
+    mean = np.where(log, np.log(np.where(log, p, 1.0)), p)
+    return CovarianceSpec(code, form, mean, v * np.sqrt(w)[None, :], log, True, singular,
+                          bool(identified), max_corr, max_rel, cond)
+
+
+def covariance_specs(models: dict[int, BiomeModel]) -> dict[int, CovarianceSpec]:
+    """Covariance draw specs of the nonlinear models; warns for each singular or unidentified fit."""
+    import warnings
+
+    out = {}
+    for code, m in sorted(models.items()):
+        if m.family != "nls":
+            continue
+        sp = covariance_spec(code, m.form, m.params, getattr(m.estimator, "cov_", None))
+        out[code] = sp
+        if not sp.usable:
+            warnings.warn(f"biome {code}: the fit's covariance is not finite; the covariance mode "
+                          "uses site-bootstrap refits for it", stacklevel=2)
+        elif sp.singular or not sp.identified:
+            warnings.warn(f"biome {code} ({m.form}): {'singular' if sp.singular else 'ill-identified'} fit "
+                          f"(max |corr| {sp.max_abs_corr:.3f}, max relative se {sp.max_rel_se:.2f}); "
+                          "covariance draws of it are unreliable", stacklevel=2)
+    return out
+
+
+# ---------------------------------------------------------------- structural mode
+def structural_candidates(models: dict[int, BiomeModel], skill: pd.DataFrame, training: pd.DataFrame | None,
+                          score: str = "site_cv_r2", tolerance: float = 0.02
+                          ) -> tuple[dict[int, list], pd.DataFrame]:
+    """Per biome, the models whose CV ``score`` (a column of ``models/skill.parquet``, higher is
+    better, e.g. ``site_cv_r2``) is within ``tolerance`` of the biome's best, across families
+    and forms: the selected model itself, and Eq 1-4 candidates refitted on the biome's rows
+    (:class:`NonlinearRs` with the row's form and predictors). Candidates of other ML families
+    cannot be rebuilt without their tuned hyper-parameters and are listed, not used
+    (``used`` False, ``reason``). Returns (biome -> list of models, the listing table)."""
+    if score not in skill:
+        raise KeyError(f"models/skill.parquet has no column {score!r} (mc_structural_score)")
+    cands: dict[int, list] = {}
+    rows = []
+    for code, m in sorted(models.items()):
+        sk = skill[skill["biome"] == code]
+        sc = pd.to_numeric(sk[score], errors="coerce")
+        best = float(sc.max()) if sc.notna().any() else np.nan
+        sel_key = (m.family, m.form or "", ",".join(m.predictors))
+        cands[code] = [m]
+        seen = {sel_key}
+        rows.append({"biome": code, "family": m.family, "form": m.form or "", "predictors": ",".join(m.predictors),
+                     "score": float(sc[(sk["family"] == m.family) & (sk["predictors"] == ",".join(m.predictors))
+                                       & (sk["form"].fillna("") == (m.form or ""))].max()) if len(sk) else np.nan,
+                     "best_score": best, "selected": True, "used": True, "reason": "selected model"})
+        if not np.isfinite(best):
+            continue
+        for (_, r), v in zip(sk.iterrows(), sc):
+            key = (r["family"], r["form"] if isinstance(r["form"], str) else "", r["predictors"])
+            if key in seen or not np.isfinite(v) or v < best - tolerance:
+                continue
+            seen.add(key)
+            row = {"biome": code, "family": key[0], "form": key[1], "predictors": key[2], "score": float(v),
+                   "best_score": best, "selected": False, "used": False, "reason": ""}
+            if key[0] != "nls":
+                row["reason"] = "machine-learning candidate: tuned hyper-parameters not stored"
+            elif training is None:
+                row["reason"] = "no training table"
+            else:
+                preds = key[2].split(",")
+                base = BiomeModel(code, "nls", preds, NonlinearRs(key[1]), dict(m.meta))
+                try:
+                    X, y, _ = training_rows(base, training, preds)
+                    fit = NonlinearRs(key[1]).fit(X, y)
+                except (FitError, ValueError, KeyError) as e:
+                    row["reason"] = f"refit failed: {e}"
+                else:
+                    if fit.at_bound_:
+                        row["reason"] = "refit ends on a parameter bound"
+                    else:
+                        cands[code].append(BiomeModel(code, "nls", preds, fit, dict(m.meta)))
+                        row["used"], row["reason"] = True, "refitted on the biome's rows"
+            rows.append(row)
+    return cands, pd.DataFrame(rows)
 
 
 def _step_candidates(steps: pd.DataFrame | None, biome: int, slot: str):
@@ -161,8 +357,8 @@ def _seed_estimator(est, rng):
 
 def bootstrap_refit(model: BiomeModel, X, y, groups, rng, unit: str = "site", tries: int = 5):
     """A refit of ``clone(model.estimator)`` on training rows drawn with replacement (by site
-    or by row); returns (BiomeModel, ok). After ``tries`` failed fits the original model is
-    returned with ok False."""
+    or by row); returns (BiomeModel, ok). A fit that fails, or (Eq 1-4) ends on a parameter
+    bound, is redrawn; after ``tries`` failures the original model is returned with ok False."""
     from sklearn.base import clone
 
     n = y.size
@@ -182,6 +378,8 @@ def bootstrap_refit(model: BiomeModel, X, y, groups, rng, unit: str = "site", tr
             est.fit(X[idx], y[idx])
         except (FitError, ValueError, np.linalg.LinAlgError, FloatingPointError):
             continue
+        if getattr(est, "at_bound_", False):
+            continue  # a degenerate optimum on a parameter bound is not a model (as in _refit)
         return BiomeModel(model.biome, model.family, model.predictors, est, {}), True
     return model, False
 
@@ -209,7 +407,7 @@ def qualitative_draws(models: dict[int, BiomeModel], s: MCSettings, training, st
     """The distinct (biome, predictors) sets other than the selected ones that the
     realisations draw (the same draws :func:`realisation_models` makes)."""
     keys = set()
-    if s.mode != "parameters" or s.qualitative == "none" or training is None or steps is None:
+    if s.mode != "paper" or s.qualitative == "none" or training is None or steps is None:
         return keys
     available = set(training.columns)
     for r in range(s.n):
@@ -226,16 +424,27 @@ def qualitative_draws(models: dict[int, BiomeModel], s: MCSettings, training, st
 
 def realisation_models(models: dict[int, BiomeModel], r: int, s: MCSettings,
                        training: pd.DataFrame | None, steps: pd.DataFrame | None,
-                       cache: dict | None = None) -> tuple[dict, int]:
+                       cache: dict | None = None, extra: dict | None = None) -> tuple[dict, int]:
     """The models of realisation ``r`` (biome -> object with ``predictors`` and
-    ``predict(X)``) and the number of failed refits (kept at the fitted model)."""
+    ``predict(X)``) and the number of failed refits (kept at the fitted model).
+
+    ``extra``: ``covariance`` (biome -> :class:`CovarianceSpec`) for the covariance mode,
+    ``candidates`` (biome -> list of models) for the structural mode."""
     cache = {} if cache is None else cache
+    extra = extra or {}
     out, failed = {}, 0
     available = set(training.columns) if training is not None else set()
     for code in sorted(models):
         m = models[code]
         rng = np.random.default_rng([s.seed, 9173, r, code])
-        if s.mode == "parameters" and m.family == "nls":
+        if s.mode == "structural":
+            cands = extra.get("candidates", {}).get(code) or [m]
+            out[code] = cands[int(rng.integers(0, len(cands)))]
+            continue
+        spec = extra.get("covariance", {}).get(code) if s.mode == "covariance" else None
+        if s.mode == "covariance" and spec is not None and spec.usable:
+            out[code] = PerturbedNLS(code, m.form, spec.draw(rng), m.predictors)
+        elif s.mode == "paper" and m.family == "nls":
             preds = _draw_predictors(m, steps, rng, s.qualitative, available, s.eps_tolerance) \
                 if training is not None else list(m.predictors)
             base = m.params
@@ -253,11 +462,14 @@ def realisation_models(models: dict[int, BiomeModel], r: int, s: MCSettings,
             if training is None:
                 raise ValueError(f"biome {code}: the {s.mode!r} Monte Carlo of a {m.family!r} model "
                                  "needs the training table (sites/training.parquet)")
-            key = ("rows", code)
+            # paper (ML families), bootstrap: site ids or rows; site-bootstrap and covariance
+            # fallbacks: location groups
+            located = s.mode in ("site-bootstrap", "covariance")
+            key = ("rows", code, located)
             if key not in cache:
-                cache[key] = training_rows(m, training)
+                cache[key] = training_rows(m, training, group_km=s.group_km if located else None)
             X, y, g = cache[key]
-            bm, ok = bootstrap_refit(m, X, y, g, rng, s.bootstrap_unit)
+            bm, ok = bootstrap_refit(m, X, y, g, rng, "site" if located else s.bootstrap_unit)
             failed += not ok
             out[code] = bm
     return out, failed
@@ -266,7 +478,7 @@ def realisation_models(models: dict[int, BiomeModel], r: int, s: MCSettings,
 def draw_parameters(models: dict[int, BiomeModel], n: int, cv: float, seed: int) -> dict[int, np.ndarray]:
     """Parameter draws (n, n_params) per nonlinear biome model under the paper's scheme
     without qualitative draws: each parameter ~ Normal(value, |cv value|)."""
-    s = MCSettings(n=n, param_cv=cv, qualitative="none", seed=seed)
+    s = MCSettings(n=n, mode="paper", param_cv=cv, qualitative="none", seed=seed)
     nls = {c: m for c, m in models.items() if m.family == "nls"}
     out = {c: np.empty((n, nls[c].params.size)) for c in nls}
     for r in range(n):
@@ -364,7 +576,7 @@ def _mc_block(biome, region, area, *arrays, members, names, p_table, seed, block
     return acc[..., None, None]
 
 
-def _fit_batch(models, rs, s, training, steps, refits=None):
+def _fit_batch(models, rs, s, training, steps, refits=None, extra=None):
     import warnings
 
     cache: dict = dict(refits or {})
@@ -374,7 +586,7 @@ def _fit_batch(models, rs, s, training, steps, refits=None):
         # fit is retried or counted, never silently kept
         warnings.simplefilter("ignore", RuntimeWarning)
         for r in rs:
-            mods, f = realisation_models(models, r, s, training, steps, cache)
+            mods, f = realisation_models(models, r, s, training, steps, cache, extra)
             out.append(mods)
             failed += f
     return out, failed
@@ -382,21 +594,27 @@ def _fit_batch(models, rs, s, training, steps, refits=None):
 
 def monte_carlo_totals(cube: xr.Dataset, bio: xr.Dataset, models: dict[int, BiomeModel],
                        settings: MCSettings, training: pd.DataFrame | None = None,
-                       steps: pd.DataFrame | None = None, progress=None) -> xr.Dataset:
+                       steps: pd.DataFrame | None = None, progress=None,
+                       extra: dict | None = None) -> xr.Dataset:
     """Monte Carlo totals (module docstring).
 
     Returns a Dataset with ``total`` (realisation, region, year, Pg C yr-1), ``sampling_se``
     (same dims; 0 on the full grid), ``central`` and ``central_sampling_se`` (region, year:
     the fitted models on the same pixels) and attrs ``failed_refits``, ``sample_pixels``,
-    ``expected_sample_size``.
+    ``expected_sample_size``. ``extra``: see :func:`realisation_models` (covariance specs
+    and structural candidates; built here when missing).
     """
     import dask
     import dask.array as dsa
 
     s = settings
     say = progress or (lambda *a: None)
-    names = sorted({v for m in models.values() for v in m.predictors})
-    if s.mode == "parameters" and s.qualitative != "none" and training is not None and steps is not None:
+    extra = dict(extra or {})
+    if s.mode == "covariance" and "covariance" not in extra:
+        extra["covariance"] = covariance_specs(models)
+    cand_models = [c for v in extra.get("candidates", {}).values() for c in v] if s.mode == "structural" else []
+    names = sorted({v for m in list(models.values()) + cand_models for v in m.predictors})
+    if s.mode == "paper" and s.qualitative != "none" and training is not None and steps is not None:
         extra = {c for c in steps.get("candidate", pd.Series(dtype=str)).unique() if c in cube}
         names = sorted(set(names) | extra)
     missing = [v for v in names if v not in cube]
@@ -406,7 +624,9 @@ def monte_carlo_totals(cube: xr.Dataset, bio: xr.Dataset, models: dict[int, Biom
     counts = stratum_counts(biome, region) if s.sample_pixels > 0 else np.zeros(_N_STRATA)
     p_table = inclusion_probabilities(counts, s.sample_pixels, s.min_per_stratum)
     if training is None:
-        needs = [c for c, m in models.items() if s.mode == "bootstrap" or m.family != "nls"]
+        needs = [c for c, m in models.items()
+                 if s.mode in ("bootstrap", "site-bootstrap") or (s.mode == "paper" and m.family != "nls")
+                 or (s.mode == "covariance" and not (c in extra["covariance"] and extra["covariance"][c].usable))]
         if needs and s.n:
             raise ValueError(f"biome {needs[0]}: the {s.mode!r} Monte Carlo of a {models[needs[0]].family!r} "
                              "model needs the training table (sites/training.parquet)")
@@ -438,13 +658,14 @@ def monte_carlo_totals(cube: xr.Dataset, bio: xr.Dataset, models: dict[int, Biom
     keys = sorted(qualitative_draws(models, s, training, steps))
     parts = [dask.delayed(_refits, pure=True)(models, keys[i::2], training) for i in range(2)] if keys else []
     refits = {k: v for d in dask.compute(*parts) for k, v in d.items()} if parts else None
-    group = max(1, len(batches)) if all(m.family == "nls" for m in models.values()) and s.mode == "parameters" else 1
+    light = s.mode == "structural" or (s.mode in ("paper", "covariance") and all(m.family == "nls" for m in models.values()))
+    group = max(1, len(batches)) if light else 1
     totals, failed = [], 0
     for k in range(0, len(batches), group):
         say("Monte Carlo", k, len(batches))
         sums, fails = [], []
         for rs in batches[k:k + group]:
-            fit = dask.delayed(_fit_batch, pure=True, nout=2)(models, rs, s, training, steps, refits)
+            fit = dask.delayed(_fit_batch, pure=True, nout=2)(models, rs, s, training, steps, refits, extra)
             sums.append(grid_sums(fit[0], len(rs)))
             fails.append(fit[1])
         sums, fails = dask.compute(sums, fails)
@@ -470,15 +691,24 @@ def monte_carlo_totals(cube: xr.Dataset, bio: xr.Dataset, models: dict[int, Biom
 
 
 # ---------------------------------------------------------------- summaries
-def summarise_mc(mc: xr.DataArray) -> pd.DataFrame:
-    """Mean, standard deviation and 95 % interval (2.5 / 97.5 percentiles) per region, year."""
-    q = mc.quantile([0.025, 0.975], dim="realisation")
-    return pd.DataFrame({
-        "mc_mean": mc.mean("realisation").to_series(),
-        "mc_sd": mc.std("realisation", ddof=1).to_series(),
+def summarise_mc(mc: xr.DataArray, central: xr.DataArray | None = None) -> pd.DataFrame:
+    """Per region, year: the median and 95 % percentile interval (2.5 / 97.5 %) of the
+    realisations (the summaries), and as diagnostics the mean, sd and, given ``central`` (the
+    fitted models' totals), ``central_minus_mean`` and ``median_vs_central_pct``
+    (100 (median - central) / central)."""
+    q = mc.quantile([0.025, 0.5, 0.975], dim="realisation")
+    df = pd.DataFrame({
+        "mc_median": q.sel(quantile=0.5).drop_vars("quantile").to_series(),
         "mc_lo": q.sel(quantile=0.025).drop_vars("quantile").to_series(),
         "mc_hi": q.sel(quantile=0.975).drop_vars("quantile").to_series(),
-    }).reset_index()
+        "mc_mean": mc.mean("realisation").to_series(),
+        "mc_sd": mc.std("realisation", ddof=1).to_series(),
+    })
+    if central is not None:
+        c = central.to_series().reindex(df.index)
+        df["central_minus_mean"] = c - df["mc_mean"]
+        df["median_vs_central_pct"] = 100.0 * (df["mc_median"] - c) / c
+    return df.reset_index()
 
 
 def model_error_totals(mc: xr.Dataset, full_totals: xr.DataArray | None = None) -> xr.DataArray:
@@ -491,14 +721,15 @@ def model_error_totals(mc: xr.Dataset, full_totals: xr.DataArray | None = None) 
     return mc["total"] / mc["central"] * full_totals
 
 
-def realisation_trends(mc_total: xr.DataArray, min_years: int = 3) -> pd.DataFrame:
-    """Sen slope (Pg C yr-2) and Mann-Kendall p of each realisation's annual totals, per
-    region: the trend inside each realisation, not the trend of pooled realisations."""
+def realisation_trends(mc_total: xr.DataArray, min_years: int = 3, exact: bool = False) -> pd.DataFrame:
+    """Sen slope (Pg C yr-2) and Mann-Kendall p (exact with ``exact``, for tie-free series) of
+    each realisation's annual totals, per region: the trend inside each realisation, not the
+    trend of pooled realisations."""
     from soilresp import stats
 
     x = mc_total["year"].values.astype(float)
     t = stats.trend_test(mc_total.transpose("realisation", "region", "year").values, x,
-                         min_years=min_years)
+                         min_years=min_years, exact=exact)
     rows = []
     for i, r in enumerate(mc_total["realisation"].values):
         for j, reg in enumerate(mc_total["region"].values):
@@ -507,30 +738,53 @@ def realisation_trends(mc_total: xr.DataArray, min_years: int = 3) -> pd.DataFra
     return pd.DataFrame(rows)
 
 
-def trend_summary(tr: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
-    """Per region: mean, median and 95 % interval of the per-realisation slopes, the share of
-    positive slopes and of slopes significant at ``alpha``."""
+def trend_summary(tr: pd.DataFrame, alpha: float = 0.05, central: dict | None = None) -> pd.DataFrame:
+    """Per region: median and 95 % interval of the per-realisation slopes (the summary), the
+    mean (diagnostic), the share of positive slopes and of slopes significant at ``alpha``;
+    with ``central`` (region -> Sen slope of the central totals) also ``central_slope``."""
     rows = []
     for reg, g in tr.groupby("region", sort=False):
         s = g["slope"].to_numpy()
-        rows.append({"region": reg, "slope_mean": float(np.mean(s)), "slope_median": float(np.median(s)),
-                     "slope_lo": float(np.quantile(s, 0.025)), "slope_hi": float(np.quantile(s, 0.975)),
-                     "share_positive": float(np.mean(s > 0)),
-                     "share_significant": float(np.mean(g["p"].to_numpy() < alpha)), "n": int(s.size)})
+        row = {"region": reg, "slope_median": float(np.median(s)),
+               "slope_lo": float(np.quantile(s, 0.025)), "slope_hi": float(np.quantile(s, 0.975)),
+               "slope_mean": float(np.mean(s)),
+               "share_positive": float(np.mean(s > 0)),
+               "share_significant": float(np.mean(g["p"].to_numpy() < alpha)), "n": int(s.size)}
+        if central is not None:
+            row["central_slope"] = float(central.get(reg, np.nan))
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
+def central_slopes(central: xr.DataArray, min_years: int = 3) -> dict:
+    """Sen slope (Pg C yr-2) of each region's central totals."""
+    from soilresp import stats
+
+    x = central["year"].values.astype(float)
+    t = stats.trend_test(central.transpose("region", "year").values, x, min_years=min_years)
+    return {str(r): float(v) for r, v in zip(central["region"].values, t["slope"])}
+
+
 # ---------------------------------------------------------------- stage
+OUTPUTS = ("mc_summary.parquet", "mc_totals.parquet", "mc_trends.parquet", "mc_trend_summary.parquet",
+           "mode_diagnostics.parquet")
+
+
 def run(ctx) -> None:
-    """The uncertainty stage: ``product/mc_totals.parquet``, ``uncertainty/mc_summary.parquet``,
-    ``uncertainty/mc_trends.parquet``, ``uncertainty/mc_trend_summary.parquet``; adds
-    ``mc_mean``, ``mc_lo``, ``mc_hi``, ``mc_sd``, ``sampling_se_pg`` to ``product/totals.parquet``."""
+    """The uncertainty stage. Writes only below ``uncertainty/`` (the product stage's files
+    are read, never rewritten): ``mc_totals.parquet`` (realisations), ``mc_summary.parquet``
+    (per mode, region, year: central estimate, median, 95 % interval; mean as a diagnostic),
+    ``mc_trends.parquet``, ``mc_trend_summary.parquet`` and ``mode_diagnostics.parquet`` (the
+    covariance mode's fit checks and the structural mode's models)."""
+    import warnings
+
     from soilresp import io
     from soilresp.config import BIOMES
     from soilresp.models import load_biome_models
+    from soilresp.trends import use_exact_p
 
     pc = ctx.cfg.product
-    s = MCSettings.from_config(pc, ctx.cfg.run.seed)
+    modes = normalise_modes(pc.mc_mode)
     models = load_biome_models(ctx.out / "models", BIOMES)
     cube = io.open_zarr(ctx.path("drivers", "drivers.zarr"))
     bio = io.open_zarr(ctx.path("biomes", "biomes.zarr"), ["biome", "region", "cell_area"])
@@ -538,40 +792,69 @@ def run(ctx) -> None:
     training = io.read_table(tp) if tp.is_file() else None
     sp = ctx.path("models", "selection_steps.parquet")
     steps = io.read_table(sp) if sp.is_file() else None
-    totals_path = ctx.path("product", "totals.parquet")
-    totals = io.read_table(totals_path, ["region", "year", "total_pg"])
+    totals = io.read_table(ctx.path("product", "totals.parquet"), ["region", "year", "total_pg"])
     full = totals.set_index(["region", "year"])["total_pg"].to_xarray()
-    prov = ctx.prov("uncertainty", mc=dict(s.__dict__))
-    mc = monte_carlo_totals(cube, bio, models, s, training, steps, ctx.progress)
-    full = full.sel(region=list(REGIONS), year=mc["year"].values)
-    tot = model_error_totals(mc, full)
-    df = tot.to_dataframe(name="total_pg").reset_index()
-    df = df.merge(mc["sampling_se"].to_dataframe(name="sampling_se_pg").reset_index(),
-                  on=["realisation", "region", "year"])
-    if s.sample_pixels:
-        df = df.merge(mc["total"].to_dataframe(name="sample_total_pg").reset_index(),
+    exact = use_exact_p(ctx.cfg.run.years[1] - ctx.cfg.run.years[0] + 1, ctx.cfg.trends.mk_exact_max_n)
+    all_tot, all_summ, all_tr, all_ts, diags = [], [], [], [], []
+    settings = {}
+    for mode in modes:
+        s = MCSettings.from_config(pc, ctx.cfg.run.seed, mode=mode, resolution=ctx.cfg.grid.resolution)
+        settings[mode] = dict(s.__dict__)
+        extra: dict = {}
+        if mode == "covariance":
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                extra["covariance"] = covariance_specs(models)
+            for w in caught:
+                ctx.progress(f"warning: {w.message}", 0, 0)
+            diags.append(pd.DataFrame([dict(sp_.row(), mode=mode, kind="covariance")
+                                       for sp_ in extra["covariance"].values()]))
+        if mode == "structural":
+            skp = ctx.path("models", "skill.parquet")
+            skill = io.read_table(skp)
+            with warnings.catch_warnings(), np.errstate(over="ignore", invalid="ignore"):
+                warnings.simplefilter("ignore", RuntimeWarning)
+                extra["candidates"], listing = structural_candidates(
+                    models, skill, training, s.structural_score, s.structural_tolerance)
+            diags.append(listing.assign(mode=mode, kind="structural", score_column=s.structural_score,
+                                        tolerance=s.structural_tolerance))
+        mc = monte_carlo_totals(cube, bio, models, s, training, steps, ctx.progress, extra)
+        fl = full.sel(region=list(REGIONS), year=mc["year"].values)
+        tot = model_error_totals(mc, fl)
+        df = tot.to_dataframe(name="total_pg").reset_index()
+        df = df.merge(mc["sampling_se"].to_dataframe(name="sampling_se_pg").reset_index(),
                       on=["realisation", "region", "year"])
-    io.write_table(ctx.path("product", "mc_totals.parquet"), df, prov)
-    summ = summarise_mc(tot) if s.n else pd.DataFrame(
-        columns=["region", "year", "mc_mean", "mc_sd", "mc_lo", "mc_hi"])
-    cen = pd.DataFrame({"central_pg": mc["central"].to_series(),
-                        "sampling_se_pg": mc["central_sampling_se"].to_series()}).reset_index()
-    summ = cen.merge(summ, on=["region", "year"], how="left")
-    for c in ("mc_mean", "mc_sd", "mc_lo", "mc_hi"):
-        summ[c] = summ[c].astype(float)
-    summ = summ.merge(totals[["region", "year", "total_pg"]], on=["region", "year"], how="left")
-    summ["mode"], summ["n"], summ["sample_pixels"] = s.mode, s.n, s.sample_pixels
-    summ["failed_refits"] = int(mc.attrs["failed_refits"])
-    io.write_table(ctx.path("uncertainty", "mc_summary.parquet"), summ, prov)
-    tr = realisation_trends(tot, ctx.cfg.trends.min_years) if s.n else pd.DataFrame(
-        columns=["realisation", "region", "slope", "p"])
-    io.write_table(ctx.path("uncertainty", "mc_trends.parquet"), tr, prov)
-    ts = trend_summary(tr, ctx.cfg.trends.alpha) if s.n else pd.DataFrame(columns=["region"])
-    io.write_table(ctx.path("uncertainty", "mc_trend_summary.parquet"), ts, prov)
-    cols = ["mc_mean", "mc_lo", "mc_hi", "mc_sd", "sampling_se_pg"]
-    merged = totals.drop(columns=[c for c in cols if c in totals]).merge(
-        summ[["region", "year"] + cols], on=["region", "year"], how="left")
-    tprov = io.table_provenance(totals_path) or {}
-    tprov["mc_columns"] = {"stage": "uncertainty", "config_hash": prov.get("config_hash"),
-                           "created": prov.get("created")}
-    io.write_table(totals_path, merged, tprov)
+        if s.sample_pixels:
+            df = df.merge(mc["total"].to_dataframe(name="sample_total_pg").reset_index(),
+                          on=["realisation", "region", "year"])
+        all_tot.append(df.assign(mode=mode))
+        central = fl if s.sample_pixels else mc["central"]
+        summ = summarise_mc(tot, central) if s.n else pd.DataFrame(
+            columns=["region", "year", "mc_median", "mc_lo", "mc_hi", "mc_mean", "mc_sd",
+                     "central_minus_mean", "median_vs_central_pct"])
+        cen = pd.DataFrame({"central_pg": central.to_series(),
+                            "sampling_se_pg": mc["central_sampling_se"].to_series()}).reset_index()
+        summ = cen.merge(summ, on=["region", "year"], how="left")
+        for c in summ.columns.drop(["region", "year"]):
+            summ[c] = summ[c].astype(float)
+        summ = summ.merge(totals[["region", "year", "total_pg"]], on=["region", "year"], how="left")
+        summ["mode"], summ["n"], summ["sample_pixels"] = mode, s.n, s.sample_pixels
+        summ["failed_refits"] = int(mc.attrs["failed_refits"])
+        if mode == "structural":
+            summ["models_spanned"] = int(sum(len(v) for v in extra["candidates"].values()))
+        all_summ.append(summ)
+        cs = central_slopes(central, ctx.cfg.trends.min_years)
+        tr = realisation_trends(tot, ctx.cfg.trends.min_years, exact) if s.n else pd.DataFrame(
+            columns=["realisation", "region", "slope", "p"])
+        all_tr.append(tr.assign(mode=mode))
+        ts = trend_summary(tr, ctx.cfg.trends.alpha, cs) if s.n else pd.DataFrame(
+            {"region": list(cs), "central_slope": list(cs.values())})
+        all_ts.append(ts.assign(mode=mode, p_exact=exact))
+    prov = ctx.prov("uncertainty", mc=settings, modes=modes)
+    io.write_table(ctx.path("uncertainty", "mc_totals.parquet"), pd.concat(all_tot, ignore_index=True), prov)
+    io.write_table(ctx.path("uncertainty", "mc_summary.parquet"), pd.concat(all_summ, ignore_index=True), prov)
+    io.write_table(ctx.path("uncertainty", "mc_trends.parquet"), pd.concat(all_tr, ignore_index=True), prov)
+    io.write_table(ctx.path("uncertainty", "mc_trend_summary.parquet"), pd.concat(all_ts, ignore_index=True), prov)
+    dg = pd.concat(diags, ignore_index=True) if diags else pd.DataFrame({"mode": pd.Series(dtype=str),
+                                                                        "kind": pd.Series(dtype=str)})
+    io.write_table(ctx.path("uncertainty", "mode_diagnostics.parquet"), dg, prov)

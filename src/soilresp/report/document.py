@@ -36,6 +36,7 @@ from soilresp.report.tables import TABLES
 PROVENANCE_OUTPUTS = {
     "field": "field/observations.parquet", "drivers": "drivers/drivers.zarr", "biomes": "biomes/biomes.zarr",
     "sites": "sites/training.parquet", "models": "models/selected.parquet", "product": "product/rs.zarr",
+    "uncertainty": "uncertainty/mc_summary.parquet",
     "trends": "trends/trends.zarr", "attribution": "attribution/pixel_partial_corr.zarr",
 }
 _STAGE_DIRS = tuple(PROVENANCE_OUTPUTS)
@@ -59,6 +60,48 @@ nav ul{columns:2;font-size:.95em}
 .wide{overflow-x:auto;max-width:100%}
 .wide table{margin:0}
 """
+
+
+# ------------------------------------------------------------------ consistency of the outputs
+def _token(run_dir: Path, stage: str) -> str | None:
+    p = run_dir / ".soilresp" / f"{stage}.json"
+    try:
+        m = json.loads(p.read_text()) if p.is_file() else None
+    except json.JSONDecodeError:
+        return None
+    return None if m is None else f"{m.get('key')}:{m.get('outputs_sha256_digest', '')}"
+
+
+def stage_versions(run_dir: Path) -> dict[str, dict]:
+    """Per stage with outputs: its key (from its manifest, 12 hex digits) and the time its
+    outputs were made (provenance ``created``); the report prints it beside each figure."""
+    out = {}
+    for stage, rel in PROVENANCE_OUTPUTS.items():
+        p = run_dir / rel
+        if not io.is_complete(p):
+            continue
+        try:
+            prov = io.read_provenance(p) or {}
+        except Exception:  # noqa: BLE001 - reported as unknown
+            prov = {}
+        tok = _token(run_dir, stage)
+        out[stage] = {"key": (tok or "?")[:12], "created": prov.get("created", "?"),
+                      "upstream": prov.get("upstream") or {}}
+    return out
+
+
+def check_consistency(run_dir: Path) -> None:
+    """Refuse to mix outputs of different upstream versions: each stage's outputs record the
+    token (key and output content hash) of every upstream stage they were made from; if an
+    upstream stage has rerun since (another token in its manifest), raise :class:`StageError`
+    naming the stage to rerun. Outputs without manifests (a copied folder) are not checked."""
+    for stage, v in stage_versions(run_dir).items():
+        for up, tok in v["upstream"].items():
+            cur = _token(run_dir, up)
+            if tok and cur and tok != cur:
+                raise StageError(f"{run_dir / stage}: made from an earlier version of stage '{up}', which "
+                                 f"has rerun since; rerun stage '{stage}' (soilresp run) before the report "
+                                 "(it will not mix outputs of different upstream versions)")
 
 
 # ------------------------------------------------------------------ small HTML helpers
@@ -134,12 +177,19 @@ def _summary(run_dir: Path) -> str:
     try:
         tot = io.read_table(run_dir / "product" / "totals.parquet")
         years = f"{int(tot['year'].min())}–{int(tot['year'].max())}"
+        try:
+            sm = io.read_table(run_dir / "uncertainty" / "mc_summary.parquet")
+            mode = str(sm["mode"].iloc[0]) if len(sm) else ""
+            sm = sm[sm["mode"] == mode].groupby("region")[["mc_lo", "mc_hi"]].mean()
+        except (StageError, OSError, KeyError):
+            sm, mode = pd.DataFrame(), ""
         for reg, g in tot.groupby("region", sort=False):
             row = {"region": reg, "years": years, "mean total (Pg C/yr)": g["total_pg"].mean()}
             if "share" in g:
                 row["share of global"] = g["share"].mean()
-            if "mc_lo" in g and g["mc_lo"].notna().any():
-                row["Monte Carlo 95 % (mean of annual bounds)"] = f"{g['mc_lo'].mean():.2f}–{g['mc_hi'].mean():.2f}"
+            if reg in sm.index and np.isfinite(sm.loc[reg, "mc_lo"]):
+                row[f"Monte Carlo 95 %, {mode} (mean of annual bounds)"] = \
+                    f"{sm.loc[reg, 'mc_lo']:.2f}–{sm.loc[reg, 'mc_hi']:.2f}"
             rows.append(row)
     except (StageError, OSError):
         return ""
@@ -178,8 +228,9 @@ def _recovery(run_dir: Path) -> str:
             row = {"region": reg, "mean estimated (Pg C/yr)": np.mean(t.get("estimated_pg", [np.nan])),
                    "mean true (Pg C/yr)": np.mean(t.get("true_pg", [np.nan])),
                    "max |relative error|": t.get("max_abs_relative_error")}
-            if "truth_inside_mc_95" in t:
-                row["years with truth inside MC 95 %"] = f"{t['truth_inside_mc_95']} of {len(t.get('year', []))}"
+            ins = t.get("truth_inside_mc_95")
+            for mode, k in (ins.items() if isinstance(ins, dict) else ([("", ins)] if ins is not None else [])):
+                row[f"years with truth inside MC 95 % {mode}".strip()] = f"{k} of {len(t.get('year', []))}"
             rows.append(row)
         parts.append("<h3>Totals</h3>" + _html_table(pd.DataFrame(rows)))
     tr = rec.get("trends", {})
@@ -237,6 +288,15 @@ def _config_section(config, path: Path | None) -> tuple[str, dict | None]:
     parts.append("<details" + ("" if path is None else "") + "><summary>resolved configuration "
                  "(every key, defaults included)</summary><pre>" + _esc(json.dumps(dumped, indent=2)) + "</pre></details>")
     return "\n".join(parts), dumped
+
+
+def _produced_by(reads, versions: dict) -> str:
+    """'Produced by stage product (key ..., made ...), ...' for the files a figure reads."""
+    parts = []
+    for st in dict.fromkeys(r.split("/")[0] for r in reads):
+        if st in versions:
+            parts.append(f"{st} (key {versions[st]['key']}, made {versions[st]['created']})")
+    return ("Produced by stage " + ", ".join(parts) + ".") if parts else ""
 
 
 def _provenance_section(run_dir: Path) -> str:
@@ -308,6 +368,8 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None, *, conf
     if not any((run_dir / s).is_dir() for s in _STAGE_DIRS):
         raise StageError(f"{run_dir} is not a soilresp run folder (none of the stage folders "
                          f"{', '.join(_STAGE_DIRS)} is in it)")
+    check_consistency(run_dir)
+    versions = stage_versions(run_dir)
     out_dir = Path(out_dir) if out_dir is not None else run_dir / "report"
     formats = ("png",) + tuple(f for f in formats if f != "png")
     progress = progress or (lambda *a: None)
@@ -335,11 +397,14 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None, *, conf
             fig_html.append(f"{head}<p class='note'>Drawing failed: {_esc(type(e).__name__)}: {_esc(e)}</p>"
                             f"<details><summary>traceback</summary><pre>{_esc(traceback.format_exc())}</pre></details>")
             continue
-        figure_files[spec.name] = {"panels": n_panels, **{k: p.name for k, p in files.items()}}
+        figure_files[spec.name] = {"panels": n_panels, **{k: p.name for k, p in files.items()},
+                                   "produced_by": {st: versions[st]["key"] for st in dict.fromkeys(
+                                       r.split("/")[0] for r in spec.reads) if st in versions}}
         b64 = base64.b64encode(files["png"].read_bytes()).decode()
         links = ", ".join(f"<code>{_esc(p.name)}</code>" for p in files.values())
         fig_html.append(f"{head}<figure><img id='img-{spec.name}' alt='{_esc(spec.title)}' "
                         f"src='data:image/png;base64,{b64}'/><figcaption>{_rst(desc)} {_rst(reads)} "
+                        f"{_esc(_produced_by(spec.reads, versions))} "
                         f"Panels: {n_panels}. Files: {links}.</figcaption></figure>")
 
     tab_html = []

@@ -100,28 +100,33 @@ def fig1_mean_rs(run_dir: Path):
 def figS2_totals(run_dir: Path):
     """Fig S2: annual global and regional totals (Pg C yr-1) with the Monte Carlo 95 % band.
 
-    Reads ``product/totals.parquet`` (``mc_lo``/``mc_hi``/``mc_mean`` when Monte Carlo ran)
-    and ``product/mc_totals.parquet`` (for the number of realisations).
+    Reads ``product/totals.parquet`` (the headline: the fitted models' central estimate) and
+    ``uncertainty/mc_summary.parquet`` (median and 2.5 / 97.5 percentiles of the first mode
+    listed in ``[product] mc_mode``) when the uncertainty stage ran.
     """
     tot = table(run_dir, "product/totals.parquet", ["region", "year", "total_pg"])
     regions = region_order(tot["region"])
-    has_mc = {"mc_lo", "mc_hi"} <= set(tot.columns) and bool(tot["mc_lo"].notna().any())
-    n_mc = None
-    if has_mc:
-        try:
-            n_mc = int(table(run_dir, "product/mc_totals.parquet", ["realisation"])["realisation"].nunique())
-        except MissingOutput:
-            pass
+    has_mc, n_mc, mode = False, None, None
+    try:
+        sm = table(run_dir, "uncertainty/mc_summary.parquet")
+        if "mode" in sm and len(sm):
+            mode = str(sm["mode"].iloc[0])
+            sm = sm[sm["mode"] == mode]
+            has_mc = bool(sm["mc_lo"].notna().any())
+            n_mc = int(sm["n"].iloc[0])
+            tot = tot.merge(sm[["region", "year", "mc_lo", "mc_hi", "mc_median"]], on=["region", "year"],
+                            how="left")
+    except MissingOutput:
+        pass
     fig, axes = plt.subplots(1, len(regions), figsize=(3.4 * len(regions), 3.4), squeeze=False)
     for ax, reg in zip(axes[0], regions):
         panel(ax, reg)
         g = tot[tot["region"] == reg].sort_values("year")
         c = REGION_COLOURS.get(reg, "k")
         if has_mc:
-            lab = "Monte Carlo 95 % interval" + (f" (N = {n_mc})" if n_mc else "")
+            lab = f"Monte Carlo 95 % interval ({mode}" + (f", N = {n_mc})" if n_mc else ")")
             ax.fill_between(g["year"], g["mc_lo"], g["mc_hi"], color=c, alpha=0.2, lw=0, label=lab)
-            if "mc_mean" in g:
-                ax.plot(g["year"], g["mc_mean"], ls="--", color=c, lw=1, label="Monte Carlo mean")
+            ax.plot(g["year"], g["mc_median"], ls="--", color=c, lw=1, label="Monte Carlo median")
         ax.plot(g["year"], g["total_pg"], "o-", ms=3, lw=1.3, color=c, label="estimate")
         ax.set_title(f"{reg}: mean {g['total_pg'].mean():.2f} Pg C yr$^{{-1}}$", fontsize=10)
         ax.set_xlabel("year")
@@ -130,7 +135,7 @@ def figS2_totals(run_dir: Path):
     axes[0, 0].set_ylabel("Rs (Pg C yr$^{-1}$)")
     axes[0, 0].legend(fontsize=7, loc="best")
     if not has_mc:
-        fig.suptitle("No Monte Carlo in this run ([product] mc_samples = 0): no uncertainty band",
+        fig.suptitle("No Monte Carlo in this run (uncertainty stage not run or mc_samples = 0): no band",
                      fontsize=9, color="0.35")
     fig.tight_layout()
     return fig
@@ -445,7 +450,7 @@ FIGURES: dict[str, FigureSpec] = {s.name: s for s in [
     FigureSpec("fig6_pixel_partial_corr", "Fig 6. Per-pixel partial correlations of Rs with the attribution drivers",
                fig6_pixel_partial_corr, ("attribution/pixel_partial_corr.zarr",), 6),
     FigureSpec("figS2_totals", "Fig S2. Annual global and regional totals with Monte Carlo 95 % interval",
-               figS2_totals, ("product/totals.parquet", "product/mc_totals.parquet"), 4),
+               figS2_totals, ("product/totals.parquet", "uncertainty/mc_summary.parquet"), 4),
 ]}
 
 

@@ -1,0 +1,150 @@
+"""The Monte Carlo modes of issue 16: covariance draws, location-group site bootstrap,
+structural spread, median/percentile summaries (docs/product.md, "Monte Carlo modes")."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import BaseEstimator, RegressorMixin
+
+from soilresp.models import BiomeModel, NonlinearRs
+from soilresp.product.uncertainty import (MCSettings, bootstrap_refit, covariance_spec, covariance_specs,
+                                          monte_carlo_totals, normalise_modes, structural_candidates,
+                                          summarise_mc, training_rows)
+from test_product import _models, _world
+
+
+def test_covariance_draws_reproduce_a_known_covariance():
+    p = np.array([150.0, 0.06, -0.001])
+    sd = np.array([15.0, 0.004, 0.0002])
+    corr = np.array([[1.0, -0.6, 0.3], [-0.6, 1.0, -0.5], [0.3, -0.5, 1.0]])
+    cov = corr * np.outer(sd, sd)
+    spec = covariance_spec(1, "eq2", p, cov)
+    assert spec.usable and not spec.singular and spec.identified
+    assert spec.log.tolist() == [True, False, False]         # a > 0 by its bound: log scale
+    rng = np.random.default_rng(0)
+    d = np.array([spec.draw(rng) for _ in range(40000)])
+    t = d.copy()
+    t[:, 0] = np.log(d[:, 0])
+    # delta-method covariance on the drawn scale: cov(log a, x) = cov(a, x) / a
+    D = np.diag([1 / p[0], 1.0, 1.0])
+    want = D @ cov @ D
+    got = np.cov(t, rowvar=False)
+    np.testing.assert_allclose(got, want, rtol=0.05, atol=1e-3 * np.sqrt(np.outer(np.diag(want), np.diag(want))).max())
+    np.testing.assert_allclose(np.corrcoef(t, rowvar=False), corr, atol=0.02)
+    np.testing.assert_allclose(np.median(d, axis=0), p, rtol=0.01, atol=2e-5)
+    assert (d[:, 0] > 0).all()
+
+
+def test_covariance_singular_and_unidentified_fits_are_reported():
+    p = np.array([150.0, 0.06])
+    cov = np.array([[25.0, 0.01], [0.01, 0.01 ** 2 / 25.0]])   # correlation 1
+    spec = covariance_spec(6, "eq1", p, cov)
+    assert spec.singular and not spec.identified and spec.max_abs_corr > 0.999
+    nan = covariance_spec(6, "eq1", p, np.full((2, 2), np.nan))
+    assert not nan.usable
+    cube, bio, tr = _world()
+    models = _models(tr, ("nls", "nls", "nls"))
+    models[1].estimator.cov_ = np.full((3, 3), np.nan)
+    with pytest.warns(UserWarning, match="biome 1: the fit's covariance is not finite"):
+        specs = covariance_specs(models)
+    assert not specs[1].usable and specs[2].usable
+    # the unusable biome falls back to site-bootstrap refits; the others are MVN draws
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mc = monte_carlo_totals(cube, bio, models, MCSettings(n=6, mode="covariance", seed=1, group_km=0.0),
+                                tr.assign(lat=0.0, lon=np.arange(len(tr)) * 0.01), None)
+    assert np.isfinite(mc["total"].values).all()
+
+
+class _Recorder(RegressorMixin, BaseEstimator):
+    """Records the rows it was fitted on (first column holds the row id)."""
+
+    def fit(self, X, y):
+        self.rows_ = np.asarray(X[:, 0]).astype(int)
+        return self
+
+    def predict(self, X):
+        return np.zeros(len(X))
+
+
+def test_site_bootstrap_resamples_location_groups_not_rows():
+    n = 60
+    # 12 locations, 5 rows each; locations 0-1, 2-3 ... are 5 km apart (one group each
+    # at 10 km), pairs 500 km apart
+    loc = np.repeat(np.arange(12), 5)
+    lat = 40.0 + (loc // 2) * 4.5 + (loc % 2) * 0.045
+    tr = pd.DataFrame({"rowid": np.arange(n, dtype=float), "rs": 1.0, "biome": 1,
+                       "site_id": [f"s{k}" for k in loc], "lat": lat, "lon": 10.0})
+    m = BiomeModel(1, "rf", ["rowid"], _Recorder())
+    X, y, g = training_rows(m, tr, group_km=10.0)
+    assert len(np.unique(g)) == 6 and all(len(set(g[loc == k])) == 1 for k in range(12))
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        bm, ok = bootstrap_refit(m, X, y, g, rng, "site")
+        rows = bm.estimator.rows_
+        assert ok and rows.size % 10 == 0 and rows.size >= 10
+        counts = np.bincount(rows, minlength=n)
+        for grp in np.unique(g):
+            c = counts[g == grp]
+            assert (c == c[0]).all()   # a group's rows come together, each as often as the group
+    # row resampling does not keep groups together
+    bm, _ = bootstrap_refit(m, X, y, np.arange(n), np.random.default_rng(3), "row")
+    c = np.bincount(bm.estimator.rows_, minlength=n)
+    assert any(len(set(c[g == grp])) > 1 for grp in np.unique(g))
+
+
+def test_structural_lists_the_models_it_spans():
+    cube, bio, tr = _world()
+    models = _models(tr, ("nls", "nls", "nls"))
+    rows = []
+    for code in (1, 2, 3):
+        rows += [dict(biome=code, family="nls", form="eq2", predictors="tas", site_cv_r2=0.80),
+                 dict(biome=code, family="nls", form="eq1", predictors="tas", site_cv_r2=0.79),
+                 dict(biome=code, family="nls", form="eq3", predictors="tas,sm", site_cv_r2=0.60),
+                 dict(biome=code, family="rf", form=None, predictors="tas,sm", site_cv_r2=0.795)]
+    skill = pd.DataFrame(rows)
+    cands, listing = structural_candidates(models, skill, tr, "site_cv_r2", 0.02)
+    for code in (1, 2, 3):
+        lst = listing[listing.biome == code]
+        assert set(lst["form"].fillna("")) == {"eq2", "eq1", ""}        # eq3 is 0.2 below the best
+        assert lst.loc[lst.selected, "form"].tolist() == ["eq2"]
+        assert not lst.loc[lst.family == "rf", "used"].any()            # listed, not used
+        assert [c.form for c in cands[code]] == ["eq2", "eq1"]
+    mc = monte_carlo_totals(cube, bio, models, MCSettings(n=8, mode="structural", seed=2), tr, None,
+                            extra={"candidates": cands})
+    g = mc["total"].sel(region="global").values
+    assert len(np.unique(np.round(g[:, 0], 6))) > 1                   # realisations differ by model
+    with pytest.raises(KeyError, match="no column 'loc_cv_r2'"):
+        structural_candidates(models, skill, tr, "loc_cv_r2", 0.02)
+
+
+def test_summaries_median_interval_and_mean_as_diagnostic():
+    import xarray as xr
+
+    v = np.exp(np.random.default_rng(0).normal(0, 0.3, (400, 1, 2)))
+    mc = xr.DataArray(v, dims=("realisation", "region", "year"),
+                      coords={"realisation": np.arange(400), "region": ["global"], "year": [2000, 2001]})
+    central = xr.DataArray(np.ones((1, 2)), dims=("region", "year"), coords={"region": ["global"], "year": [2000, 2001]})
+    s = summarise_mc(mc, central)
+    np.testing.assert_allclose(s["mc_median"], np.median(v[:, 0], axis=0))
+    np.testing.assert_allclose(s["mc_lo"], np.quantile(v[:, 0], 0.025, axis=0))
+    np.testing.assert_allclose(s["central_minus_mean"], 1 - v[:, 0].mean(axis=0))
+    assert (s["central_minus_mean"] < 0).all()                          # Jensen: lognormal mean > median
+    np.testing.assert_allclose(s["median_vs_central_pct"], 100 * (np.median(v[:, 0], axis=0) - 1))
+
+
+def test_modes_config():
+    from soilresp.config import config_from_dict
+
+    assert normalise_modes("parameters") == ["paper"]
+    assert normalise_modes(["paper", "structural", "paper"]) == ["paper", "structural"]
+    c = config_from_dict({"product": {"mc_mode": ["covariance", "site-bootstrap"]}})
+    assert c.product.mc_mode == ["covariance", "site-bootstrap"]
+    with pytest.raises(Exception, match="mc mode must be one of"):
+        config_from_dict({"product": {"mc_mode": "jackknife"}})
+    s = MCSettings.from_config(c.product, 1, resolution=0.5)
+    assert s.mode == "covariance" and s.group_km == pytest.approx(55.66)
