@@ -237,6 +237,9 @@ def run(ctx) -> None:
     bio = io.open_zarr(ctx.path("biomes", "biomes.zarr"), ["biome", "region", "cell_area"])
     ds = predict_dataset(cube, bio["biome"], models, intervals=pc.intervals,
                          quantiles=pc.interval_quantiles)
+    from soilresp.targets import apply_attrs, target_info
+
+    apply_attrs(ds, target_info(ctx.cfg.field.target))  # names follow [field] target
     from soilresp.product._progress import task_progress
 
     with task_progress(ctx.progress, "predict Rs"):
