@@ -113,6 +113,9 @@ def recovery_report(run_dir: Path, world_dir: Path) -> dict:
                                            truth_inside_mc_trend_95=bool(r["slope_lo"] <= t <= r["slope_hi"]))
     models = _model_recovery(run_dir, truth)
     attribution = _box_attribution(run_dir, truth)
+    from soilresp.synthetic_partition import partition_recovery
+
+    partition = partition_recovery(run_dir, truth)
     g = per_region["global"]
     checks = {
         "global_total_within_5pct_every_year": g["max_abs_relative_error"] <= 0.05,
@@ -123,11 +126,13 @@ def recovery_report(run_dir: Path, world_dir: Path) -> dict:
         "landcover_box_to_landcover_80pct": attribution["landcover_only_box"]["land_cover_share"] >= 0.8,
         "models_weighted_cv_r2_above_0.6": _weighted_r2(models) > 0.6,
     }
+    if "ratio" in partition:
+        checks["partition_rh_within_5pct_every_year"] = partition["ratio"]["max_abs_relative_error"] <= 0.05
     return {"synthetic": True,
             "note": "SYNTHETIC WORLD: estimates compared with the known truth of soilresp.synthetic; "
                     "not an estimate for the real Earth.",
             "checks": checks, "totals": per_region, "trends": trends, "models": models,
-            "attribution": attribution}
+            "attribution": attribution, "partition": partition}
 
 
 def _weighted_r2(models: list[dict]) -> float:
@@ -195,7 +200,7 @@ def run_demo(out: Path, *, resolution: float = 1.0, seed: int = 42, mc_samples: 
     world = out / "world"
     tj = world / "truth.json"
     old = json.loads(tj.read_text()) if tj.is_file() else {}
-    if old.get("resolution") != resolution or old.get("seed") != seed:
+    if old.get("resolution") != resolution or old.get("seed") != seed or "partition" not in old:
         if on_stage:
             on_stage("synthetic world", "start")
         write_world(world, resolution=resolution, seed=seed, progress=progress)

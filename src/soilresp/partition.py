@@ -253,8 +253,8 @@ def global_sums(rs, t, p, biome, area, tables: np.ndarray, *, progress=None) -> 
         r = np.asarray(rs.isel(lat=sl).values, float)
         tt = np.asarray(t.isel(lat=sl).values, float)
         pp = np.asarray(p.isel(lat=sl).values, float)
-        b = np.asarray(biome.isel(lat=sl).values)
-        a = np.asarray(area.isel(lat=sl).values, float)
+        b = np.asarray(biome.isel(lat=sl).broadcast_like(rs.isel(year=0, lat=sl)).values)
+        a = np.asarray(area.isel(lat=sl).broadcast_like(rs.isel(year=0, lat=sl)).values, float)
         ok = np.isfinite(r) & (b[None] > 0) & np.isfinite(tt) & np.isfinite(pp)
         w = np.where(ok, r * a[None], 0.0)
         out["rs"] += w.sum(axis=(1, 2)) / G_PER_PG
