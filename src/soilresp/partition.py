@@ -259,10 +259,12 @@ def global_sums(rs, t, p, biome, area, tables: np.ndarray, *, progress=None) -> 
         w = np.where(ok, r * a[None], 0.0)
         out["rs"] += w.sum(axis=(1, 2)) / G_PER_PG
         out["bl2004"] += np.where(ok, np.nan_to_num(bl2004_rh(r)) * a[None], 0.0).sum(axis=(1, 2)) / G_PER_PG
-        bb = np.broadcast_to(b[None], r.shape)
+        # the valid cells only, once per block: (year index, biome, T, P, weight)
+        yi, ii, jj = np.nonzero(ok)
+        bv, tv, pv, wv = b[ii, jj], tt[yi, ii, jj], pp[yi, ii, jj], w[yi, ii, jj]
         for k in range(tables.shape[0]):
-            f = ratio_kernel(bb, tt, pp, tables[k])
-            out["ratio"][k] += np.where(ok, w * np.nan_to_num(f), 0.0).sum(axis=(1, 2)) / G_PER_PG
+            f = np.nan_to_num(ratio_kernel(bv, tv, pv, tables[k]))
+            out["ratio"][k] += np.bincount(yi, weights=wv * f, minlength=ny) / G_PER_PG
         if progress:
             progress("partition", min(i0 + step, rs.sizes["lat"]), rs.sizes["lat"])
     return out
