@@ -353,7 +353,7 @@ class PartitionConfig(_Section):
     ra_target: str = Field("Ra_annual", description="field column of root respiration")
     temperature: str = Field("tas", description="driver of the ratio regression, degC")
     precipitation: str = Field("pr", description="driver of the ratio regression, mm yr-1")
-    min_observations: int = Field(10, ge=3, description="paired observations for a biome's "
+    min_observations: int = Field(15, ge=3, description="paired observations for a biome's "
                                   "own ratio model; fewer: the pooled model")
     ratio_clip: tuple[float, float] = Field((0.05, 0.95), description="observed Rh/Rs clipped "
                                             "to this range before the logit")
