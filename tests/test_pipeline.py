@@ -62,7 +62,7 @@ def test_every_stage_output_honours_its_contract(small_demo):
     html = (run / "report" / "report.html").read_text()
     from soilresp.report import FIGURES
 
-    assert html.count("data:image/png;base64") == len(FIGURES) and "SYNTHETIC" in html
+    assert html.count("data:image/png;base64") == len(FIGURES) + 1 and "SYNTHETIC" in html  # + partition
 
 
 def test_rerun_skips_unchanged_and_reruns_changed(small_demo):

@@ -188,7 +188,7 @@ def test_table_s4_from_selected_models_matches_the_model_files(report, run_dir):
 # ------------------------------------------------------------------ HTML
 def test_html_embeds_every_figure_and_table(report, run_dir):
     out, html, summary = report
-    assert html.count("data:image/png;base64,") == len(FIGURES)
+    assert html.count("data:image/png;base64,") == len(FIGURES) + 1  # + the partition figure
     for name, spec in FIGURES.items():
         m = re.search(rf"id='img-{name}'[^>]*src='data:image/png;base64,([^']+)'", html)
         assert m, name

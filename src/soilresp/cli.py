@@ -187,7 +187,8 @@ for _name, _help in (("drivers", "Build the driver cube (annual, MAM, JJA) on th
                      ("predict", "Predict Rs for every land pixel and year (model family, QRF intervals); totals."),
                      ("uncertainty", "Monte Carlo totals: 95 % CI per year and region, trend per realisation."),
                      ("trends", "Per-pixel and regional trends (Mann-Kendall, Theil-Sen, bootstrap)."),
-                     ("attribute", "Partial correlations and climate vs land-cover shares of change.")):
+                     ("attribute", "Partial correlations and climate vs land-cover shares of change."),
+                     ("partition", "Rh / Ra partition of an Rs run: Rh/Rs ratio models and direct Rh/Ra runs.")):
     _stage = {"fit": "models", "predict": "product", "attribute": "attribution"}.get(_name, _name)
     app.command(name=_name, help=_help)(_one_stage(_stage))
 

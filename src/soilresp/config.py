@@ -96,6 +96,13 @@ class FieldConfig(_Section):
         "record_number, site_name, country, duplicate; unmapped names default to a column "
         "of that name when the file has one",
     )
+    target: str = Field(
+        "Rs_annual", min_length=1,
+        description="the annual flux to map: an SRDB column (Rs_annual, Rh_annual, "
+        "Ra_annual; g C m-2 yr-1) or, for format='table', a column of your table (used "
+        "as 'rs' unless columns.rs is mapped); names and long names of every output "
+        "follow it (soilresp.targets, docs/partition.md)",
+    )
     methods: list[str] = Field(
         default_factory=lambda: ["IRGA", "Gas chromatography"],
         description="accepted Meas_method values (spelling variants such as 'IGRA', "
@@ -388,6 +395,25 @@ class AttributionConfig(_Section):
         "driver controls for all others (only for cover data that are not compositional)")
 
 
+class PartitionConfig(_Section):
+    """Rh / Ra partition of an Rs run (soilresp.partition; docs/partition.md)."""
+
+    enabled: bool = Field(True, description="run the partition stage (it reports 'not "
+                          "available' when the run's target is not Rs or no paired records exist)")
+    rh_target: str = Field("Rh_annual", description="field column of heterotrophic respiration")
+    ra_target: str = Field("Ra_annual", description="field column of root respiration")
+    temperature: str = Field("tas", description="driver of the ratio regression, degC")
+    precipitation: str = Field("pr", description="driver of the ratio regression, mm yr-1")
+    min_observations: int = Field(15, ge=3, description="paired observations for a biome's "
+                                  "own ratio model; fewer: the pooled model")
+    ratio_clip: tuple[float, float] = Field((0.05, 0.95), description="observed Rh/Rs clipped "
+                                            "to this range before the logit")
+    bootstrap: int = Field(200, ge=0, description="site-bootstrap refits of the ratio models")
+    rh_run: Path | None = Field(None, description="output_dir of a run with [field] target = "
+                                "'Rh_annual' on the same grid and years (direct route)")
+    ra_run: Path | None = Field(None, description="output_dir of a run with target 'Ra_annual'")
+
+
 class Config(_Section):
     run: RunConfig = Field(default_factory=RunConfig)
     grid: GridConfig = Field(default_factory=GridConfig)
@@ -398,6 +424,7 @@ class Config(_Section):
     product: ProductConfig = Field(default_factory=ProductConfig)
     trends: TrendsConfig = Field(default_factory=TrendsConfig)
     attribution: AttributionConfig = Field(default_factory=AttributionConfig)
+    partition: PartitionConfig = Field(default_factory=PartitionConfig)
 
     # where the TOML lives; relative paths are resolved against it
     base_dir: Annotated[Path, Field(exclude=True)] = Path(".")

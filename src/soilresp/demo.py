@@ -127,6 +127,9 @@ def recovery_report(run_dir: Path, world_dir: Path) -> dict:
                     "truth_inside_95": bool(r["slope_lo"] <= t <= r["slope_hi"])}
     models = _model_recovery(run_dir, truth)
     attribution = _box_attribution(run_dir, truth)
+    from soilresp.synthetic_partition import partition_recovery
+
+    partition = partition_recovery(run_dir, truth)
     g = per_region["global"]
     checks = {
         "global_total_within_5pct_every_year": g["max_abs_relative_error"] <= 0.05,
@@ -154,13 +157,15 @@ def recovery_report(run_dir: Path, world_dir: Path) -> dict:
                 "note": "share of the selected models' T/M/P slots filled by the true driver (season "
                         "suffix removed); a slot is only identifiable where the biome has enough "
                         "sites and the candidates differ"}
+    if "ratio" in partition:
+        checks["partition_rh_within_5pct_every_year"] = partition["ratio"]["max_abs_relative_error"] <= 0.05
     return {"synthetic": True,
             "note": "SYNTHETIC WORLD: estimates compared with the known truth of soilresp.synthetic; "
                     "not an estimate for the real Earth.",
             "world": truth.get("kind", "easy"),
             "checks": checks, "totals": per_region, "trends": trends, "models": models,
             "predictor_recovery": recovery, "aoa": _aoa_recovery(run_dir, world_dir),
-            "attribution": attribution}
+            "attribution": attribution, "partition": partition}
 
 
 def _aoa_recovery(run_dir: Path, world_dir: Path) -> dict:
@@ -256,7 +261,7 @@ def run_demo(out: Path, *, resolution: float = 1.0, seed: int = 42, mc_samples: 
     world = out / "world"
     tj = world / "truth.json"
     old = json.loads(tj.read_text()) if tj.is_file() else {}
-    if old.get("resolution") != resolution or old.get("seed") != seed or old.get("kind", "easy") != world_kind:
+    if old.get("resolution") != resolution or old.get("seed") != seed or old.get("kind", "easy") != world_kind or "partition" not in old:
         if on_stage:
             on_stage("synthetic world", "start")
         write_world(world, resolution=resolution, seed=seed, progress=progress, kind=world_kind)

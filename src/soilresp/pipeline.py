@@ -102,6 +102,10 @@ class Context:
 def input_files(cfg: Config, stage: str) -> list[Path]:
     if stage == "field" and cfg.field.path is not None:
         return [cfg.resolve(cfg.field.path)]
+    if stage == "partition":  # the field file (paired Rh records) and the direct-route runs
+        runs = [cfg.resolve(r) / "product" / "totals.parquet"
+                for r in (cfg.partition.rh_run, cfg.partition.ra_run) if r is not None]
+        return ([cfg.resolve(cfg.field.path)] if cfg.field.path is not None else []) + runs
     if stage == "drivers":
         import glob
 
@@ -564,6 +568,12 @@ def need_extra(module: str, extra: str, what: str) -> None:
         raise SoilrespError(f"{what} needs {module}: pip install 'soilresp[{extra}]'")
 
 
+def _partition(ctx: Context) -> None:
+    from soilresp import partition
+
+    partition.run(ctx)
+
+
 def _report(ctx: Context) -> None:
     need_extra("matplotlib", "report", "the report stage")
     from soilresp import report
@@ -634,7 +644,11 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
           ("series_partial_corr.parquet", "pixel_partial_corr.zarr", "colocation.parquet",
            "change_shares.parquet", "change_class.zarr"), _attribution,
           "partial correlations, co-location and land-cover vs climate shares of change"),
+    Stage("partition", ("partition", "field", "drivers.max_site_distance_km", "biomes.site_search_cells"),
+          ("product", "drivers", "biomes"), ("summary.json",), _partition,
+          "Rh / Ra partition: Rh/Rs ratio models applied to the Rs product, direct Rh/Ra runs",
+          optional=("uncertainty",)),
     Stage("report", (), ("product", "models", "field"),
           ("report.html",), _report, "figures, tables and one self-contained HTML report",
-          optional=("uncertainty", "trends", "attribution")),
+          optional=("uncertainty", "trends", "attribution", "partition")),
 ]}

@@ -460,6 +460,9 @@ def write_world(
 
     # 5. true totals and trends
     paths["truth_json"] = _write_truth_json(out / "truth.json", truth, grid, world)
+    from soilresp.synthetic_partition import add_partition
+
+    add_partition(out, seed=seed)  # true Rh/Ra split, Rh/Ra columns in the CSV (docs/partition.md)
     paths["truth"] = truth_path
     return paths
 

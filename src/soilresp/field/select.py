@@ -121,9 +121,12 @@ def format_cascade(cascade: pd.DataFrame, meta: dict | None = None) -> str:
 
 
 # --------------------------------------------------------------------------- helpers
-def _canonical(df: pd.DataFrame, source) -> pd.DataFrame:
+def _canonical(df: pd.DataFrame, source, target: str = "Rs_annual") -> pd.DataFrame:
     if is_srdb(df):
-        return srdb_to_canonical(df)
+        if target not in df.columns:
+            raise input_error(source, f"the target column ([field] target = {target!r}) is "
+                              "not in the SRDB file", column=target)
+        return srdb_to_canonical(df, target)
     if is_canonical(df):
         out = df.copy()
         if out.index.name != "row":
@@ -140,6 +143,8 @@ _SRDB_NAMES = {"rs": "Rs_annual", "lat": "Latitude", "lon": "Longitude", "year":
 def _source_column(df: pd.DataFrame, cfg, name: str) -> str:
     """The input file's name of canonical column ``name`` (for error messages)."""
     if is_srdb(df):
+        if name == "rs":
+            return getattr(cfg, "target", "Rs_annual")
         return _SRDB_NAMES.get(name, name)
     return dict(getattr(cfg, "columns", {}) or {}).get(name, name)
 
@@ -204,7 +209,7 @@ def select_observations(
     if y1 < y0:
         raise ConfigError(f"years must be [first, last] with first <= last, got {[y0, y1]}")
     bad_values = list(df.attrs.get(BAD_VALUES_KEY, []))
-    rec = _canonical(df, source)
+    rec = _canonical(df, source, getattr(cfg, "target", "Rs_annual"))
     _check_units_and_axes(df, rec, cfg, source)
     n = len(rec)
     rows = rec.index.to_numpy()
@@ -532,6 +537,7 @@ def select_observations(
         "n_sites": n_sites,
         "n_locations": n_loc,
         "encoding": df.attrs.get("soilresp_encoding"),
+        "target": getattr(cfg, "target", "Rs_annual"),  # the flux in column 'rs'
     }
     meta.update(_source_meta(source))
     return FieldResult(observations=obs, cascade=cascade, qc=qc, records=records, meta=meta)
@@ -574,7 +580,10 @@ def build_observations(cfg, years: tuple[int, int], *, base_dir: Path = Path("."
     if cfg.format == "srdb":
         df = read_srdb(path, strict=strict)
     else:
-        df = read_mapped_table(path, dict(cfg.columns), strict=strict)
+        cols = dict(cfg.columns)
+        if "rs" not in cols and getattr(cfg, "target", "Rs_annual") != "Rs_annual":
+            cols["rs"] = cfg.target  # [field] target names the table's flux column
+        df = read_mapped_table(path, cols, strict=strict)
     result = select_observations(df, cfg, years, source=path)
     result.meta["format"] = cfg.format
     return result

@@ -59,8 +59,11 @@ def _text(s: pd.Series) -> pd.Series:
     return s.astype("string").str.strip().replace("", pd.NA)
 
 
-def srdb_to_canonical(df: pd.DataFrame) -> pd.DataFrame:
+def srdb_to_canonical(df: pd.DataFrame, target: str = "Rs_annual") -> pd.DataFrame:
     """Canonical records from a :func:`~soilresp.field.read_srdb` table.
+
+    ``rs`` holds the ``target`` column (``[field] target``: ``Rs_annual``, ``Rh_annual``,
+    ``Ra_annual``; g C m-2 yr-1), see :mod:`soilresp.targets`.
 
     ``vegetation`` = ``Ecosystem_type`` + ``/Leaf_habit`` (see
     :func:`~soilresp.field.rules.vegetation_label`); ``duplicate`` = ``Duplicate_record``
@@ -90,7 +93,7 @@ def srdb_to_canonical(df: pd.DataFrame) -> pd.DataFrame:
             "lon": pd.to_numeric(df["Longitude"], errors="coerce").astype("float64").to_numpy(),
             "country": _text(col("Country")).to_numpy(),
             "year": pd.to_numeric(df["Study_midyear"], errors="coerce").astype("float64").to_numpy(),
-            "rs": pd.to_numeric(df["Rs_annual"], errors="coerce").astype("float64").to_numpy(),
+            "rs": pd.to_numeric(df[target], errors="coerce").astype("float64").to_numpy(),
             "vegetation": pd.array(veg, dtype="string"),
             "method": _text(col("Meas_method")).to_numpy(),
             "manipulation": _text(col("Manipulation")).to_numpy(),

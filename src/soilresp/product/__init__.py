@@ -278,6 +278,9 @@ def run(ctx) -> None:
     ds = predict_dataset(cube, bio["biome"], models, intervals=pc.intervals,
                          quantiles=pc.interval_quantiles)
     ds = add_aoa(ds, cube, bio["biome"], models, pc.outside_aoa)
+    from soilresp.targets import apply_attrs, target_info
+
+    apply_attrs(ds, target_info(ctx.cfg.field.target))  # names follow [field] target
     from soilresp.product._progress import task_progress
 
     with task_progress(ctx.progress, "predict Rs"):

@@ -377,14 +377,18 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None, *, conf
     total = len(FIGURES) + len(TABLES)
     done = 0
 
+    from soilresp.report.partition import partition_section, relabel_figure
+    from soilresp.targets import relabel, run_target
+
+    target = run_target(run_dir)  # names follow [field] target (soilresp.targets)
     fig_html, figure_files, table_files = [], {}, {}
     for spec in FIGURES.values():
         progress("report", done, total)
         done += 1
         desc, reads = _doc_parts(spec.draw)
-        head = f"<h3 id='{spec.name}'>{_esc(spec.title)}</h3>"
+        head = f"<h3 id='{spec.name}'>{_esc(relabel(spec.title, target))}</h3>"
         try:
-            fig = spec.draw(run_dir)
+            fig = relabel_figure(spec.draw(run_dir), target)
             n_panels = len(panels(fig))
             files = save_figure(fig, out_dir, spec.name, formats)
         except MissingOutput as e:
@@ -411,7 +415,7 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None, *, conf
     for spec in TABLES.values():
         progress("report", done, total)
         done += 1
-        head = f"<h3 id='{spec.name}'>{_esc(spec.title)}</h3>"
+        head = f"<h3 id='{spec.name}'>{_esc(relabel(spec.title, target))}</h3>"
         try:
             df = spec.build(run_dir)
         except MissingOutput as e:
@@ -430,11 +434,15 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None, *, conf
     if dumped is not None:
         io.write_json(out_dir / "config.json", dumped)
     recovery = _recovery(run_dir)
+    part_html, part_files = partition_section(run_dir, out_dir, formats)
+    figure_files.update({k: v for k, v in part_files.items() if isinstance(v, dict)})
+    table_files.update({k: v for k, v in part_files.items() if isinstance(v, str)})
     toc = [("summary", "Key numbers"), ("notes", "Absent parts")] if notes else [("summary", "Key numbers")]
     toc += [(s.name, s.title) for s in FIGURES.values()] + [(s.name, s.title) for s in TABLES.values()]
+    toc += [("partition", "Partition (Rh / Ra)")] if part_html else []
     toc += ([("recovery", "Recovery of the truth")] if recovery else []) + [("config", "Configuration"),
                                                                              ("provenance", "Provenance")]
-    title = f"soilresp report: {run_dir.resolve().name}"
+    title = f"soilresp report ({target.long_name}): {run_dir.resolve().name}"
     if dumped:
         title += f" ({dumped.get('run', {}).get('name', '')})"
     body = [f"<h1>{_esc(title)}</h1>",
@@ -452,6 +460,7 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None, *, conf
     body.append(_summary(run_dir))
     body.append("<h2 id='figures'>Figures</h2>" + "\n".join(fig_html))
     body.append("<h2 id='tables'>Tables</h2>" + "\n".join(tab_html))
+    body.append(part_html)
     if recovery:
         body.append(recovery)
     body.append(cfg_html)
