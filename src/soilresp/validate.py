@@ -61,9 +61,11 @@ def _check_region_bounds(cfg: Config) -> list[str]:
     return []
 
 
+# The three checks below compare with drivers.sources; with no sources at all the drivers
+# stage is what is missing (_check_sources, or "run it first" for a later stage).
 def _check_region_temperature(cfg: Config) -> list[str]:
     v = cfg.product.region_temperature
-    if v not in cube_variables(cfg):
+    if cfg.drivers.sources and v not in cube_variables(cfg):
         return [f"'product.region_temperature' = {v!r} is not a driver in 'drivers.sources' "
                 f"(variables: {sorted(s.variable for s in cfg.drivers.sources)})"]
     return []
@@ -71,7 +73,7 @@ def _check_region_temperature(cfg: Config) -> list[str]:
 
 def _check_model_drivers(cfg: Config) -> list[str]:
     have = cube_variables(cfg)
-    if not any(t + sfx in have for t in cfg.models.temperature for sfx in SUFFIXES):
+    if have and not any(t + sfx in have for t in cfg.models.temperature for sfx in SUFFIXES):
         return [f"'models.temperature': none of {cfg.models.temperature} is a driver in 'drivers.sources' "
                 f"(variables: {sorted(s.variable for s in cfg.drivers.sources)}); the models need one"]
     return []
@@ -79,7 +81,7 @@ def _check_model_drivers(cfg: Config) -> list[str]:
 
 def _check_attribution_drivers(cfg: Config) -> list[str]:
     have = cube_variables(cfg)
-    missing = [d for d in cfg.attribution.drivers if d not in have]
+    missing = [d for d in cfg.attribution.drivers if d not in have] if have else []
     if missing:
         return [f"'attribution.drivers' lists {missing}, not in 'drivers.sources' "
                 f"(variables: {sorted(s.variable for s in cfg.drivers.sources)})"]

@@ -769,7 +769,8 @@ def _kelvin_degc(ds):
 
 
 def _celsius_as_k(ds):
-    ds["lst_day"].attrs["units"] = "K"
+    ds["lst_day"] = ds["lst_day"] - 273.15      # degC values ...
+    ds["lst_day"].attrs = {"units": "K"}         # ... labelled kelvin
     return ds
 
 
@@ -962,7 +963,7 @@ CASES += [
          kind="model file"),
     Case("model_params_negative_a", "product", _model_params_neg_a, ("biome_07.json", "'params'", "parameter a"),
          kind="model file"),
-    Case("model_predicts_absurd_rs", "product", _model_rf_predictors, ("biome_01.skops", "predicts Rs"),
+    Case("model_predicts_absurd_rs", "product", _model_rf_predictors, ("biome_01.skops", "trained on Rs"),
          kind="model file"),
     # --- driver rasters: plausible-looking but wrong
     Case("drv_kelvin_without_units", "drivers", _driver_edit("tas", _kelvin_no_units),
