@@ -34,8 +34,11 @@ def run_dir(small_demo):
 @pytest.fixture(scope="module")
 def report(run_dir, tmp_path_factory):
     """The full report of the small run, written once for this module."""
+    from soilresp.pipeline import find_config
+
     out = tmp_path_factory.mktemp("report")
-    html = write_report(run_dir, out)
+    path, cfg = find_config(run_dir)
+    html = write_report(run_dir, out, config=cfg, config_path=path)
     return out, html.read_text(), json.loads((out / "report.json").read_text())
 
 
@@ -75,11 +78,23 @@ def test_figures_state_units_df_and_fdr(run_dir):
     assert any("g C m$^{-2}$ yr$^{-1}$" in t for t in texts)  # colour bar and profile units
     assert any("Tg C yr" in t for t in texts)
     assert panels(fig) == ["A", "B"]
-    df = io.open_zarr(run_dir / "attribution" / "pixel_partial_corr.zarr").attrs["df"]
+    pc = io.open_zarr(run_dir / "attribution" / "pixel_partial_corr.zarr")
     fig6 = FIGURES["fig6_pixel_partial_corr"].draw(run_dir)
     labels = [a.xaxis.label.get_text() for a in fig6.axes]
-    assert any(f"df = {df}" in t and "no FDR" in t for t in labels), labels
+    assert any("df = " in t and "no FDR" in t for t in labels), labels
     assert sorted(panels(fig6)) == sorted(["tas", "pr", "spei", "tc", "sv", "bg"])
+    # each panel states its own df and number of controls (issue 18: covers are fitted with
+    # fewer controls than the climate drivers), the title names the drivers used
+    titles = {a.get_label()[6:]: a.get_title() for a in fig6.axes if a.get_label().startswith("panel:")}
+    for d in ("tas", "tc"):
+        a = pc[f"r_{d}"].attrs
+        k = int(a["n_controls"])
+        assert f"df = {a['df']}, {k} control" in titles[d], titles[d]
+    assert pc["r_tas"].attrs["n_controls"] != pc["r_tc"].attrs["n_controls"]
+    from soilresp.report._common import driver_label
+
+    sup = fig6._suptitle.get_text()
+    assert "6 drivers" in sup and all(driver_label(d) in sup for d in ("tas", "pr", "bg")), sup
 
 
 def test_fig2_marks_significance_from_the_series_table(run_dir):

@@ -158,8 +158,8 @@ def annotate(ds: xr.Dataset, *, gdal_crs: bool = True) -> xr.Dataset:
             ds[c].attrs.pop("_FillValue", None)
             ds[c].encoding.pop("_FillValue", None)
             ds[c].encoding["_FillValue"] = None
-        ds[f"lat_bnds"] = (("lat", "bnds"), _bounds(ds["lat"].values))
-        ds[f"lon_bnds"] = (("lon", "bnds"), _bounds(ds["lon"].values))
+        ds["lat_bnds"] = (("lat", "bnds"), _bounds(ds["lat"].values))
+        ds["lon_bnds"] = (("lon", "bnds"), _bounds(ds["lon"].values))
         for b in ("lat_bnds", "lon_bnds"):
             ds[b].encoding["_FillValue"] = None
         ds[GRID_MAPPING] = grid_mapping_var(ds["lat"].values, ds["lon"].values)

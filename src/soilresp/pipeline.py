@@ -489,7 +489,13 @@ def _biomes(ctx: Context) -> None:
     if b.path is None and b.climate_zones is None:
         raise input_error("config [biomes]", "no biome map configured (path, or climate_zones "
                           "+ land_cover)", column="path")
-    cube = io.open_zarr(ctx.path("drivers", "drivers.zarr"), [ctx.cfg.product.region_temperature])
+    cube = io.open_zarr(ctx.path("drivers", "drivers.zarr"))
+    tvar = ctx.cfg.product.region_temperature
+    if tvar not in cube:  # name the key the user can fix, not the cube file
+        from soilresp.errors import ConfigError
+
+        raise ConfigError(f"config [product] region_temperature: '{tvar}' is no [[drivers.sources]] "
+                          f"variable (the cube has: {', '.join(sorted(map(str, cube.data_vars)))})")
     if b.path is not None:
         biome = read_biome_map(ctx.cfg.resolve(b.path), b.variable, ctx.grid)
     else:
