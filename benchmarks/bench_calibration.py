@@ -121,7 +121,8 @@ def main() -> None:
     df.to_csv(a.out / "calibration.csv", index=False)
     s = summarise(df)
     s.to_csv(a.out / "calibration_summary.csv", index=False)
-    print(f"\n{a.seeds} seeds, {a.resolution} degree, {a.mc} realisations per mode, "
+    mc = "?" if a.summarise_only else a.mc
+    print(f"\n{a.seeds} seeds, {a.resolution} degree, {mc} realisations per mode, "
           f"{time.perf_counter() - t0:.0f} s, load {os.getloadavg()[0]:.1f}\n")
     show = s[s.region.isin(["global", "tropical", "temperate", "boreal"])]
     print(show.to_markdown(index=False, floatfmt=".3g"))

@@ -66,7 +66,12 @@ def test_an_output_rewritten_by_another_hand_makes_its_stage_stale(small_demo):
     cfg = load_config(out / "soilresp.toml")
     assert is_fresh(cfg, STAGES["product"])
     p = out / "run" / "product" / "totals.parquet"
+    original = p.read_bytes()
     tot = io.read_table(p)
-    io.write_table(p, tot.assign(mc_lo=0.0), io.read_provenance(p))
-    assert not is_fresh(cfg, STAGES["product"])
-    assert not is_fresh(cfg, STAGES["trends"])            # its upstream is stale
+    try:
+        io.write_table(p, tot.assign(mc_lo=0.0), io.read_provenance(p))
+        assert not is_fresh(cfg, STAGES["product"])
+        assert not is_fresh(cfg, STAGES["trends"])        # its upstream is stale
+    finally:
+        p.write_bytes(original)
+    assert is_fresh(cfg, STAGES["product"])               # same content again: fresh

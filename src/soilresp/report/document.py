@@ -98,6 +98,8 @@ def check_consistency(run_dir: Path) -> None:
     for stage, v in stage_versions(run_dir).items():
         for up, tok in v["upstream"].items():
             cur = _token(run_dir, up)
+            if tok and cur and ":" not in str(tok):   # a record from before output hashes
+                cur = cur.split(":")[0]
             if tok and cur and tok != cur:
                 raise StageError(f"{run_dir / stage}: made from an earlier version of stage '{up}', which "
                                  f"has rerun since; rerun stage '{stage}' (soilresp run) before the report "
