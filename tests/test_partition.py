@@ -220,3 +220,34 @@ def test_demo_partition_recovers_the_true_rh(small_demo):
     assert s["available"] and s["consistency"]["n"] > 50
     truth = json.loads((out / "world" / "truth.json").read_text())["partition"]
     assert len(truth["rh_total_pg_per_yr"]) == len(part["true_pg"])
+
+
+def test_direct_route_reads_an_rh_run_and_checks_its_target(tmp_path):
+    from types import SimpleNamespace
+
+    from soilresp import io
+
+    run = tmp_path / "rh-out"
+    tot = pd.DataFrame({"region": ["global"] * 3, "year": [2000, 2001, 2002],
+                        "total_pg": [50.0, 51.0, 52.0], "mc_lo": [45.0, 46, 47], "mc_hi": [56.0, 57, 58]})
+    io.write_table(run / "product" / "totals.parquet", tot, {})
+    ds = xr.Dataset({"rs": (("year",), np.ones(3, np.float32))}, coords={"year": [2000, 2001, 2002]})
+    io.write_zarr(run / "product" / "rs.zarr", apply_attrs(ds, target_info("Rh_annual")), {})
+    ctx = SimpleNamespace(cfg=SimpleNamespace(resolve=lambda p: tmp_path / p))
+    d = P._direct_totals(ctx, "rh-out", "Rh", [2000, 2001, 2002])
+    assert d["total_pg"].tolist() == [50.0, 51.0, 52.0] and d["hi_pg"].tolist() == [56.0, 57.0, 58.0]
+    with pytest.raises(InputError, match="not Ra_annual"):
+        P._direct_totals(ctx, "rh-out", "Ra", [2000, 2001, 2002])
+    with pytest.raises(InputError, match=r"lacks years \[2003\]"):
+        P._direct_totals(ctx, "rh-out", "Rh", [2001, 2002, 2003])
+    # both routes in the summary: intervals overlap -> agree
+    rows = []
+    for route, flux, base, lo, hi in (("product", "Rs", 90, 80, 100), ("ratio", "Rh", 53, 45, 60),
+                                      ("direct", "Rh", 50, 45, 56), ("direct", "Ra", 38, 30, 45)):
+        for k, y in enumerate([2000, 2001, 2002]):
+            rows.append(dict(route=route, flux=flux, year=y, total_pg=base + k, lo_pg=lo, hi_pg=hi,
+                             rs_pg=90 + k, ratio=(base + k) / (90 + k)))
+    paired = pd.DataFrame({"site_id": ["a"], "rs": [800.0], "rh": [500.0], "ra": [300.0]})
+    s = P.summarise(pd.DataFrame(rows), paired, None, [2000, 2001, 2002])
+    assert s["routes_agree"] and s["direct_sum_over_rs"] == pytest.approx(np.mean([88 / 90, 90 / 91, 92 / 92]))
+    assert s["routes"]["direct_Rh"]["ratio_trend_slope"] > 0

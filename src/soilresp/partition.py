@@ -338,9 +338,9 @@ def run(ctx) -> None:
     paired = field.assign_biomes(paired, bio["biome"], max_cells=cfg.biomes.site_search_cells)
     cube = io.open_zarr(ctx.path("drivers", "drivers.zarr"))
     for v, key in ((pc.temperature, "temperature"), (pc.precipitation, "precipitation")):
-        if v not in cube:
-            raise input_error(ctx.path("drivers", "drivers.zarr"), f"driver {v!r} of config key "
-                              f"'partition.{key}' is not in the driver cube", column=v)
+        if v not in cube:  # the stage is on by default: say why, do not fail the run
+            return _unavailable(ctx, f"driver {v!r} of config key 'partition.{key}' is not in "
+                                f"the driver cube ({', '.join(sorted(cube.data_vars))})")
     paired = extract_at_sites(cube[[pc.temperature, pc.precipitation]], paired, ctx.grid,
                               cfg.drivers.max_site_distance_km)
     prov = ctx.prov("partition")
