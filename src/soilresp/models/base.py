@@ -63,11 +63,23 @@ class BiomeModel:
         """Rs (g C m-2 yr-1) per row; NaN where any input is missing."""
         X, ok = self._rows(X)
         if ok.all():  # no missing input: no masking copy
-            return np.asarray(self.estimator.predict(X), dtype=np.float64)
+            return np.asarray(self._point_predict(X), dtype=np.float64)
         out = np.full(X.shape[0], np.nan)
         if ok.any():
-            out[ok] = self.estimator.predict(X[ok])
+            out[ok] = self._point_predict(X[ok])
         return out
+
+    def _point_predict(self, X: np.ndarray) -> np.ndarray:
+        """The estimator's point prediction of finite rows; forests (rf, qrf mean) through
+        their packed trees (:mod:`soilresp.models.forest_predict`, same outputs, >= 10x faster),
+        packed once per estimator object, never read from a file."""
+        from soilresp.models import forest_predict
+
+        cached = self.__dict__.get("_packed")
+        if cached is None or cached[0] is not self.estimator:
+            pf = forest_predict.pack_forest(self.estimator) if forest_predict.is_packable(self.estimator) else None
+            cached = self.__dict__["_packed"] = (self.estimator, pf)
+        return self.estimator.predict(X) if cached[1] is None else cached[1].predict(X)
 
     @property
     def supports_intervals(self) -> bool:
