@@ -35,8 +35,10 @@ x / y is computed with pyproj and the value of the source pixel containing that 
 taken from whichever tile holds it (nearest neighbour, Huang et al. 2020). There is no
 seam: neighbouring target cells on either side of a tile edge read adjacent pixels of
 different tiles. File names give the date (``AYYYYDDD``, the composite's first day) and the
-tile (``hHHvVV``). One dask task per date and target chunk reads only the tiles (and the
-pixel windows of them) that chunk needs.
+tile (``hHHvVV``). The target-to-source index is computed once per target chunk and tile
+when the graph is built (:class:`_TilePlan`: one pyproj transform per chunk, no search per
+composite); one dask task per date and target chunk then reads only the tiles (and the pixel
+windows of them) that chunk needs and calibrates only the pixels it samples.
 """
 
 from __future__ import annotations
@@ -195,6 +197,12 @@ def read_sds(path: Path, sds: str, window: tuple[int, int, int, int] | None = No
              product: str | None = None, qa: str = "default") -> np.ndarray:
     """One SDS (or its ``(row0, row1, col0, col1)`` window) in physical units, float64, NaN
     where fill, outside the valid range or rejected by the product's QA rule."""
+    return _read(path, sds, window, None, product, qa)
+
+
+def _read(path: Path, sds: str, window, points, product, qa) -> np.ndarray:
+    """:func:`read_sds`, or with ``points = (rows, cols)`` (window-relative) only those pixels,
+    gathered before calibration (a 0.05-degree cell reads 1 of ~30 1-km pixels)."""
     SD, SDC = _need_pyhdf()
     try:
         f = SD(str(path), SDC.READ)
@@ -207,6 +215,8 @@ def read_sds(path: Path, sds: str, window: tuple[int, int, int, int] | None = No
         raw = _window(s, window)
         a = s.attributes()
         s.endaccess()
+        if points is not None:
+            raw = raw[points]
         out = raw.astype(np.float64)
         bad = np.zeros(raw.shape, bool)
         if "_FillValue" in a:
@@ -224,6 +234,8 @@ def read_sds(path: Path, sds: str, window: tuple[int, int, int, int] | None = No
             q = f.select(rule.qa_sds)
             qv = _window(q, window)
             q.endaccess()
+            if points is not None:
+                qv = qv[points]
             bad |= ~rule.keep(qv, qa)  # a QC fill (255, -1) fails every rule
         out[bad] = np.nan
         return out
@@ -273,17 +285,34 @@ def _target_xy(grid: Grid, ti: np.ndarray, tj: np.ndarray, crs=MODIS_SPHERE):
     return np.asarray(x), np.asarray(y)
 
 
-def _sample_tiles(files: list[Path], geoms: list[TileGeometry], x, y, sds, product, qa):
-    out = np.full(x.shape, np.nan, dtype=np.float32)
-    for p, g in zip(files, geoms):
-        row, col, ok = g.pixel(x, y)
-        if not ok.any():
-            continue
-        r0, r1 = row[ok].min(), row[ok].max() + 1
-        c0, c1 = col[ok].min(), col[ok].max() + 1
-        win = read_sds(p, sds, (int(r0), int(r1), int(c0), int(c1)), product, qa)
-        out[ok] = win[row[ok] - r0, col[ok] - c0]
-    return out
+@dataclass(frozen=True)
+class _TilePlan:
+    """Where one tile feeds one target block: the flat target cells ``cells``, the SDS window
+    ``(r0, r1, c0, c1)`` and the window-relative ``rows`` / ``cols`` of their source pixels.
+    Computed once per (block, tile) when the graph is built, reused by every composite."""
+
+    cells: np.ndarray
+    window: tuple[int, int, int, int]
+    rows: np.ndarray
+    cols: np.ndarray
+
+
+def _plan_tile(g: TileGeometry, x: np.ndarray, y: np.ndarray) -> _TilePlan | None:
+    row, col, ok = g.pixel(x.ravel(), y.ravel())
+    if not ok.any():
+        return None
+    cells = np.flatnonzero(ok)
+    row, col = row[cells], col[cells]
+    r0, c0 = int(row.min()), int(col.min())
+    win = (r0, int(row.max()) + 1, c0, int(col.max()) + 1)
+    return _TilePlan(cells.astype(np.int32), win, (row - r0).astype(np.int32), (col - c0).astype(np.int32))
+
+
+def _sample_tiles(files: list[Path], plans: list[_TilePlan], shape, sds, product, qa):
+    out = np.full(int(np.prod(shape)), np.nan, dtype=np.float32)
+    for p, pl in zip(files, plans):
+        out[pl.cells] = _read(p, sds, pl.window, (pl.rows, pl.cols), product, qa)
+    return out.reshape(shape)
 
 
 def open_modis(paths: list[Path], sds: str, grid: Grid, product: str | None = None,
@@ -309,17 +338,18 @@ def open_modis(paths: list[Path], sds: str, grid: Grid, product: str | None = No
         row = []
         for b in range(0, grid.nlon, ch["lon"]):
             tj = np.arange(b, min(b + ch["lon"], grid.nlon))
-            x, y = _target_xy(grid, ti, tj)
-            need = {k for k, g in tiles.items() if g.pixel(x, y)[2].any()}
+            x, y = _target_xy(grid, ti, tj)  # once per block: the index is reused by every date
+            plans = {k: pl for k, g in tiles.items() if (pl := _plan_tile(g, x, y)) is not None}
+            plans_d = {k: dask.delayed(pl, pure=True) for k, pl in plans.items()}
             steps = []
             for t in times:
-                fl = [p for p in dates[t] if _tile_key(p) in need]
+                fl = [p for p in dates[t] if _tile_key(p) in plans]
                 if not fl:
                     steps.append(dsa.full((1, ti.size, tj.size), np.nan, dtype=np.float32,
                                           chunks=(1, ti.size, tj.size)))
                     continue
-                gs = [tiles[_tile_key(p)] for p in fl]
-                d = dask.delayed(_sample_block, pure=True)(fl, gs, grid, ti, tj, sds, product, qa)
+                d = dask.delayed(_sample_block, pure=True)(fl, [plans_d[_tile_key(p)] for p in fl],
+                                                           (ti.size, tj.size), sds, product, qa)
                 steps.append(dsa.from_delayed(d, shape=(1, ti.size, tj.size), dtype=np.float32))
             row.append(dsa.concatenate(steps, axis=0))
         blocks.append(dsa.concatenate(row, axis=2))
@@ -332,9 +362,8 @@ def open_modis(paths: list[Path], sds: str, grid: Grid, product: str | None = No
     return da
 
 
-def _sample_block(files, geoms, grid, ti, tj, sds, product, qa):
-    x, y = _target_xy(grid, ti, tj)
-    return _sample_tiles(files, geoms, x, y, sds, product, qa)[None]
+def _sample_block(files, plans, shape, sds, product, qa):
+    return _sample_tiles(files, plans, shape, sds, product, qa)[None]
 
 
 def _units(u: str) -> str:
