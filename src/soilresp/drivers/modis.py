@@ -37,8 +37,9 @@ seam: neighbouring target cells on either side of a tile edge read adjacent pixe
 different tiles. File names give the date (``AYYYYDDD``, the composite's first day) and the
 tile (``hHHvVV``). The target-to-source index is computed once per target chunk and tile
 when the graph is built (:class:`_TilePlan`: one pyproj transform per chunk, no search per
-composite); one dask task per date and target chunk then reads only the tiles (and the pixel
-windows of them) that chunk needs and calibrates only the pixels it samples.
+composite). One dask task per tile and date reads and inflates the SDS and its QA layer once
+(stored values, not converted); one task per date and target chunk gathers the pixels it
+samples from the tiles it needs and calibrates only those.
 """
 
 from __future__ import annotations
@@ -197,12 +198,12 @@ def read_sds(path: Path, sds: str, window: tuple[int, int, int, int] | None = No
              product: str | None = None, qa: str = "default") -> np.ndarray:
     """One SDS (or its ``(row0, row1, col0, col1)`` window) in physical units, float64, NaN
     where fill, outside the valid range or rejected by the product's QA rule."""
-    return _read(path, sds, window, None, product, qa)
+    return _calibrate(*_read_raw(path, sds, window, product, qa), qa)
 
 
-def _read(path: Path, sds: str, window, points, product, qa) -> np.ndarray:
-    """:func:`read_sds`, or with ``points = (rows, cols)`` (window-relative) only those pixels,
-    gathered before calibration (a 0.05-degree cell reads 1 of ~30 1-km pixels)."""
+def _read_raw(path: Path, sds: str, window, product, qa):
+    """The stored values of one SDS (window), its attributes, and the QA layer and rule (or
+    None) of the product; nothing converted yet."""
     SD, SDC = _need_pyhdf()
     try:
         f = SD(str(path), SDC.READ)
@@ -215,32 +216,36 @@ def _read(path: Path, sds: str, window, points, product, qa) -> np.ndarray:
         raw = _window(s, window)
         a = s.attributes()
         s.endaccess()
-        if points is not None:
-            raw = raw[points]
-        out = raw.astype(np.float64)
-        bad = np.zeros(raw.shape, bool)
-        if "_FillValue" in a:
-            bad |= raw == a["_FillValue"]
-        vr = a.get("valid_range")
-        if vr is not None:
-            lo, hi = (vr[0], vr[1]) if len(vr) == 2 else (vr, vr)
-            bad |= (raw < lo) | (raw > hi)
-        scale, offset = float(a.get("scale_factor", 1.0)), float(a.get("add_offset", 0.0))
-        out = scale * (out - offset)
         rule = qa_rule(product or _product_from_name(path), sds) if qa != "none" else None
+        qv = None
         if rule is not None:
             if rule.qa_sds not in f.datasets():
                 raise input_error(path, f"QA SDS {rule.qa_sds!r} not found for {sds}", column=rule.qa_sds)
             q = f.select(rule.qa_sds)
             qv = _window(q, window)
             q.endaccess()
-            if points is not None:
-                qv = qv[points]
-            bad |= ~rule.keep(qv, qa)  # a QC fill (255, -1) fails every rule
-        out[bad] = np.nan
-        return out
+        return raw, a, qv, rule
     finally:
         f.end()
+
+
+def _calibrate(raw, a, qv, rule, qa) -> np.ndarray:
+    """Physical values (float64) of stored values ``raw``; NaN for fill, out of the valid range
+    or rejected by the QA rule (``qv``: the QA values of the same pixels)."""
+    out = raw.astype(np.float64)
+    bad = np.zeros(raw.shape, bool)
+    if "_FillValue" in a:
+        bad |= raw == a["_FillValue"]
+    vr = a.get("valid_range")
+    if vr is not None:
+        lo, hi = (vr[0], vr[1]) if len(vr) == 2 else (vr, vr)
+        bad |= (raw < lo) | (raw > hi)
+    scale, offset = float(a.get("scale_factor", 1.0)), float(a.get("add_offset", 0.0))
+    out = scale * (out - offset)
+    if rule is not None:
+        bad |= ~rule.keep(qv, qa)  # a QC fill (255, -1) fails every rule
+    out[bad] = np.nan
+    return out
 
 
 def sds_attributes(path: Path, sds: str) -> dict:
@@ -308,10 +313,17 @@ def _plan_tile(g: TileGeometry, x: np.ndarray, y: np.ndarray) -> _TilePlan | Non
     return _TilePlan(cells.astype(np.int32), win, (row - r0).astype(np.int32), (col - c0).astype(np.int32))
 
 
-def _sample_tiles(files: list[Path], plans: list[_TilePlan], shape, sds, product, qa):
+def _read_tile(path: Path, sds: str, product, qa):
+    """One task per tile and composite: the whole SDS and QA layer, read and decompressed once
+    (MODIS SDS are deflated whole, so a window read would inflate the tile again per chunk)."""
+    return _read_raw(path, sds, None, product, qa)
+
+
+def _sample_tiles(tiles: list, plans: list[_TilePlan], shape, qa):
     out = np.full(int(np.prod(shape)), np.nan, dtype=np.float32)
-    for p, pl in zip(files, plans):
-        out[pl.cells] = _read(p, sds, pl.window, (pl.rows, pl.cols), product, qa)
+    for (raw, a, qv, rule), pl in zip(tiles, plans):
+        r, c = pl.rows + pl.window[0], pl.cols + pl.window[2]
+        out[pl.cells] = _calibrate(raw[r, c], a, None if qv is None else qv[r, c], rule, qa)
     return out.reshape(shape)
 
 
@@ -332,6 +344,7 @@ def open_modis(paths: list[Path], sds: str, grid: Grid, product: str | None = No
     attrs = sds_attributes(paths[0], sds)
     ch = grid.chunks()
     times = sorted(dates)
+    reads = {p: dask.delayed(_read_tile, pure=True)(p, sds, product, qa) for ps in dates.values() for p in ps}
     blocks = []
     for a in range(0, grid.nlat, ch["lat"]):
         ti = np.arange(a, min(a + ch["lat"], grid.nlat))
@@ -348,8 +361,9 @@ def open_modis(paths: list[Path], sds: str, grid: Grid, product: str | None = No
                     steps.append(dsa.full((1, ti.size, tj.size), np.nan, dtype=np.float32,
                                           chunks=(1, ti.size, tj.size)))
                     continue
-                d = dask.delayed(_sample_block, pure=True)(fl, [plans_d[_tile_key(p)] for p in fl],
-                                                           (ti.size, tj.size), sds, product, qa)
+                d = dask.delayed(_sample_block, pure=True)([reads[p] for p in fl],
+                                                           [plans_d[_tile_key(p)] for p in fl],
+                                                           (ti.size, tj.size), qa)
                 steps.append(dsa.from_delayed(d, shape=(1, ti.size, tj.size), dtype=np.float32))
             row.append(dsa.concatenate(steps, axis=0))
         blocks.append(dsa.concatenate(row, axis=2))
@@ -362,8 +376,8 @@ def open_modis(paths: list[Path], sds: str, grid: Grid, product: str | None = No
     return da
 
 
-def _sample_block(files, plans, shape, sds, product, qa):
-    return _sample_tiles(files, plans, shape, sds, product, qa)[None]
+def _sample_block(tiles, plans, shape, qa):
+    return _sample_tiles(tiles, plans, shape, qa)[None]
 
 
 def _units(u: str) -> str:
