@@ -322,8 +322,9 @@ def _read_tile(path: Path, sds: str, product, qa):
 def _sample_tiles(tiles: list, plans: list[_TilePlan], shape, qa):
     out = np.full(int(np.prod(shape)), np.nan, dtype=np.float32)
     for (raw, a, qv, rule), pl in zip(tiles, plans):
-        r, c = pl.rows + pl.window[0], pl.cols + pl.window[2]
-        out[pl.cells] = _calibrate(raw[r, c], a, None if qv is None else qv[r, c], rule, qa)
+        flat = (pl.rows + pl.window[0]).astype(np.intp) * raw.shape[1] + (pl.cols + pl.window[2])
+        out[pl.cells] = _calibrate(raw.ravel().take(flat), a, None if qv is None else qv.ravel().take(flat),
+                                   rule, qa)
     return out.reshape(shape)
 
 
