@@ -69,17 +69,24 @@ class BiomeModel:
             out[ok] = self._point_predict(X[ok])
         return out
 
-    def _point_predict(self, X: np.ndarray) -> np.ndarray:
-        """The estimator's point prediction of finite rows; forests (rf, qrf mean) through
-        their packed trees (:mod:`soilresp.models.forest_predict`, same outputs, >= 10x faster),
-        packed once per estimator object, never read from a file."""
+    def packed(self):
+        """The forest (rf, qrf mean) packed for fast prediction
+        (:mod:`soilresp.models.forest_predict`), or None for other families. Built from the
+        estimator in memory once per estimator object (kept, and shipped with the model to
+        dask workers), never read from a file."""
         from soilresp.models import forest_predict
 
         cached = self.__dict__.get("_packed")
         if cached is None or cached[0] is not self.estimator:
             pf = forest_predict.pack_forest(self.estimator) if forest_predict.is_packable(self.estimator) else None
             cached = self.__dict__["_packed"] = (self.estimator, pf)
-        return self.estimator.predict(X) if cached[1] is None else cached[1].predict(X)
+        return cached[1]
+
+    def _point_predict(self, X: np.ndarray) -> np.ndarray:
+        """The estimator's point prediction of finite rows (forests through their packed trees:
+        the same outputs, several times faster)."""
+        pf = self.packed()
+        return self.estimator.predict(X) if pf is None else pf.predict(X)
 
     @property
     def supports_intervals(self) -> bool:
@@ -181,7 +188,9 @@ def load_biome_model(json_path: Path) -> BiomeModel:
         raise input_error(spath, "checksum differs from the one recorded in the model's JSON (file changed?)",
                           column="estimator_sha256")
     est = _skops_load(spath, blob)
-    return BiomeModel(biome, fam, preds, est, meta)
+    m = BiomeModel(biome, fam, preds, est, meta)
+    m.packed()  # pack forests once here, not in every dask task that receives a copy
+    return m
 
 
 def _skops_load(path: Path, blob: bytes):
