@@ -35,8 +35,11 @@ x / y is computed with pyproj and the value of the source pixel containing that 
 taken from whichever tile holds it (nearest neighbour, Huang et al. 2020). There is no
 seam: neighbouring target cells on either side of a tile edge read adjacent pixels of
 different tiles. File names give the date (``AYYYYDDD``, the composite's first day) and the
-tile (``hHHvVV``). One dask task per date and target chunk reads only the tiles (and the
-pixel windows of them) that chunk needs.
+tile (``hHHvVV``). The target-to-source index is computed once per target chunk and tile
+when the graph is built (:class:`_TilePlan`: one pyproj transform per chunk, no search per
+composite). One dask task per tile and date reads and inflates the SDS and its QA layer once
+(stored values, not converted); one task per date and target chunk gathers the pixels it
+samples from the tiles it needs and calibrates only those.
 """
 
 from __future__ import annotations
@@ -195,6 +198,12 @@ def read_sds(path: Path, sds: str, window: tuple[int, int, int, int] | None = No
              product: str | None = None, qa: str = "default") -> np.ndarray:
     """One SDS (or its ``(row0, row1, col0, col1)`` window) in physical units, float64, NaN
     where fill, outside the valid range or rejected by the product's QA rule."""
+    return _calibrate(*_read_raw(path, sds, window, product, qa), qa)
+
+
+def _read_raw(path: Path, sds: str, window, product, qa):
+    """The stored values of one SDS (window), its attributes, and the QA layer and rule (or
+    None) of the product; nothing converted yet."""
     SD, SDC = _need_pyhdf()
     try:
         f = SD(str(path), SDC.READ)
@@ -207,28 +216,36 @@ def read_sds(path: Path, sds: str, window: tuple[int, int, int, int] | None = No
         raw = _window(s, window)
         a = s.attributes()
         s.endaccess()
-        out = raw.astype(np.float64)
-        bad = np.zeros(raw.shape, bool)
-        if "_FillValue" in a:
-            bad |= raw == a["_FillValue"]
-        vr = a.get("valid_range")
-        if vr is not None:
-            lo, hi = (vr[0], vr[1]) if len(vr) == 2 else (vr, vr)
-            bad |= (raw < lo) | (raw > hi)
-        scale, offset = float(a.get("scale_factor", 1.0)), float(a.get("add_offset", 0.0))
-        out = scale * (out - offset)
         rule = qa_rule(product or _product_from_name(path), sds) if qa != "none" else None
+        qv = None
         if rule is not None:
             if rule.qa_sds not in f.datasets():
                 raise input_error(path, f"QA SDS {rule.qa_sds!r} not found for {sds}", column=rule.qa_sds)
             q = f.select(rule.qa_sds)
             qv = _window(q, window)
             q.endaccess()
-            bad |= ~rule.keep(qv, qa)  # a QC fill (255, -1) fails every rule
-        out[bad] = np.nan
-        return out
+        return raw, a, qv, rule
     finally:
         f.end()
+
+
+def _calibrate(raw, a, qv, rule, qa) -> np.ndarray:
+    """Physical values (float64) of stored values ``raw``; NaN for fill, out of the valid range
+    or rejected by the QA rule (``qv``: the QA values of the same pixels)."""
+    out = raw.astype(np.float64)
+    bad = np.zeros(raw.shape, bool)
+    if "_FillValue" in a:
+        bad |= raw == a["_FillValue"]
+    vr = a.get("valid_range")
+    if vr is not None:
+        lo, hi = (vr[0], vr[1]) if len(vr) == 2 else (vr, vr)
+        bad |= (raw < lo) | (raw > hi)
+    scale, offset = float(a.get("scale_factor", 1.0)), float(a.get("add_offset", 0.0))
+    out = scale * (out - offset)
+    if rule is not None:
+        bad |= ~rule.keep(qv, qa)  # a QC fill (255, -1) fails every rule
+    out[bad] = np.nan
+    return out
 
 
 def sds_attributes(path: Path, sds: str) -> dict:
@@ -273,17 +290,42 @@ def _target_xy(grid: Grid, ti: np.ndarray, tj: np.ndarray, crs=MODIS_SPHERE):
     return np.asarray(x), np.asarray(y)
 
 
-def _sample_tiles(files: list[Path], geoms: list[TileGeometry], x, y, sds, product, qa):
-    out = np.full(x.shape, np.nan, dtype=np.float32)
-    for p, g in zip(files, geoms):
-        row, col, ok = g.pixel(x, y)
-        if not ok.any():
-            continue
-        r0, r1 = row[ok].min(), row[ok].max() + 1
-        c0, c1 = col[ok].min(), col[ok].max() + 1
-        win = read_sds(p, sds, (int(r0), int(r1), int(c0), int(c1)), product, qa)
-        out[ok] = win[row[ok] - r0, col[ok] - c0]
-    return out
+@dataclass(frozen=True)
+class _TilePlan:
+    """Where one tile feeds one target block: the flat target cells ``cells``, the SDS window
+    ``(r0, r1, c0, c1)`` and the window-relative ``rows`` / ``cols`` of their source pixels.
+    Computed once per (block, tile) when the graph is built, reused by every composite."""
+
+    cells: np.ndarray
+    window: tuple[int, int, int, int]
+    rows: np.ndarray
+    cols: np.ndarray
+
+
+def _plan_tile(g: TileGeometry, x: np.ndarray, y: np.ndarray) -> _TilePlan | None:
+    row, col, ok = g.pixel(x.ravel(), y.ravel())
+    if not ok.any():
+        return None
+    cells = np.flatnonzero(ok)
+    row, col = row[cells], col[cells]
+    r0, c0 = int(row.min()), int(col.min())
+    win = (r0, int(row.max()) + 1, c0, int(col.max()) + 1)
+    return _TilePlan(cells.astype(np.int32), win, (row - r0).astype(np.int32), (col - c0).astype(np.int32))
+
+
+def _read_tile(path: Path, sds: str, product, qa):
+    """One task per tile and composite: the whole SDS and QA layer, read and decompressed once
+    (MODIS SDS are deflated whole, so a window read would inflate the tile again per chunk)."""
+    return _read_raw(path, sds, None, product, qa)
+
+
+def _sample_tiles(tiles: list, plans: list[_TilePlan], shape, qa):
+    out = np.full(int(np.prod(shape)), np.nan, dtype=np.float32)
+    for (raw, a, qv, rule), pl in zip(tiles, plans):
+        flat = (pl.rows + pl.window[0]).astype(np.intp) * raw.shape[1] + (pl.cols + pl.window[2])
+        out[pl.cells] = _calibrate(raw.ravel().take(flat), a, None if qv is None else qv.ravel().take(flat),
+                                   rule, qa)
+    return out.reshape(shape)
 
 
 def open_modis(paths: list[Path], sds: str, grid: Grid, product: str | None = None,
@@ -303,23 +345,26 @@ def open_modis(paths: list[Path], sds: str, grid: Grid, product: str | None = No
     attrs = sds_attributes(paths[0], sds)
     ch = grid.chunks()
     times = sorted(dates)
+    reads = {p: dask.delayed(_read_tile, pure=True)(p, sds, product, qa) for ps in dates.values() for p in ps}
     blocks = []
     for a in range(0, grid.nlat, ch["lat"]):
         ti = np.arange(a, min(a + ch["lat"], grid.nlat))
         row = []
         for b in range(0, grid.nlon, ch["lon"]):
             tj = np.arange(b, min(b + ch["lon"], grid.nlon))
-            x, y = _target_xy(grid, ti, tj)
-            need = {k for k, g in tiles.items() if g.pixel(x, y)[2].any()}
+            x, y = _target_xy(grid, ti, tj)  # once per block: the index is reused by every date
+            plans = {k: pl for k, g in tiles.items() if (pl := _plan_tile(g, x, y)) is not None}
+            plans_d = {k: dask.delayed(pl, pure=True) for k, pl in plans.items()}
             steps = []
             for t in times:
-                fl = [p for p in dates[t] if _tile_key(p) in need]
+                fl = [p for p in dates[t] if _tile_key(p) in plans]
                 if not fl:
                     steps.append(dsa.full((1, ti.size, tj.size), np.nan, dtype=np.float32,
                                           chunks=(1, ti.size, tj.size)))
                     continue
-                gs = [tiles[_tile_key(p)] for p in fl]
-                d = dask.delayed(_sample_block, pure=True)(fl, gs, grid, ti, tj, sds, product, qa)
+                d = dask.delayed(_sample_block, pure=True)([reads[p] for p in fl],
+                                                           [plans_d[_tile_key(p)] for p in fl],
+                                                           (ti.size, tj.size), qa)
                 steps.append(dsa.from_delayed(d, shape=(1, ti.size, tj.size), dtype=np.float32))
             row.append(dsa.concatenate(steps, axis=0))
         blocks.append(dsa.concatenate(row, axis=2))
@@ -332,9 +377,8 @@ def open_modis(paths: list[Path], sds: str, grid: Grid, product: str | None = No
     return da
 
 
-def _sample_block(files, geoms, grid, ti, tj, sds, product, qa):
-    x, y = _target_xy(grid, ti, tj)
-    return _sample_tiles(files, geoms, x, y, sds, product, qa)[None]
+def _sample_block(tiles, plans, shape, qa):
+    return _sample_tiles(tiles, plans, shape, qa)[None]
 
 
 def _units(u: str) -> str:

@@ -110,10 +110,10 @@ class BiomeModel:
         X, ok = self._rows(X)
         X = self.clamp(X)
         if ok.all():  # no missing input: no masking copy
-            return self._checked(np.asarray(self.estimator.predict(X), dtype=np.float64), X)
+            return self._checked(np.asarray(self._point_predict(X), dtype=np.float64), X)
         out = np.full(X.shape[0], np.nan)
         if ok.any():
-            out[ok] = self._checked(np.asarray(self.estimator.predict(X[ok]), dtype=np.float64), X[ok])
+            out[ok] = self._checked(np.asarray(self._point_predict(X[ok]), dtype=np.float64), X[ok])
         return out
 
     def _checked(self, y: np.ndarray, X: np.ndarray) -> np.ndarray:
@@ -128,6 +128,25 @@ class BiomeModel:
                               f"{X[i].tolist()} (limit +-{RS_LIMIT:g}); the model file is corrupt or was edited",
                               column="params" if self.family == "nls" else "estimator_file")
         return y
+
+    def packed(self):
+        """The forest (rf, qrf mean) packed for fast prediction
+        (:mod:`soilresp.models.forest_predict`), or None for other families. Built from the
+        estimator in memory once per estimator object (kept, and shipped with the model to
+        dask workers), never read from a file."""
+        from soilresp.models import forest_predict
+
+        cached = self.__dict__.get("_packed")
+        if cached is None or cached[0] is not self.estimator:
+            pf = forest_predict.pack_forest(self.estimator) if forest_predict.is_packable(self.estimator) else None
+            cached = self.__dict__["_packed"] = (self.estimator, pf)
+        return cached[1]
+
+    def _point_predict(self, X: np.ndarray) -> np.ndarray:
+        """The estimator's point prediction of finite rows (forests through their packed trees:
+        the same outputs, several times faster)."""
+        pf = self.packed()
+        return self.estimator.predict(X) if pf is None else pf.predict(X)
 
     @property
     def supports_intervals(self) -> bool:
@@ -240,7 +259,9 @@ def load_biome_model(json_path: Path) -> BiomeModel:
                           column="estimator_sha256")
     est = _skops_load(spath, blob)
     _check_training_scale(est, spath)
-    return BiomeModel(biome, fam, preds, est, meta, source=spath)
+    m = BiomeModel(biome, fam, preds, est, meta, source=spath)
+    m.packed()  # pack forests once here, not in every dask task that receives a copy
+    return m
 
 
 def _check_training_scale(est, path: Path) -> None:

@@ -1,0 +1,295 @@
+"""The whole chain measured stage by stage on a 0.05-degree window and projected to 1 km
+(150 M land pixels x 15 years) on this machine.
+
+    python benchmarks/bench_1km.py [--quick] [--scheduler threads|local-cluster] [--workers 1 2]
+
+Stages and what is run (SYNTHETIC data in the real formats):
+
+* ``drivers``: :mod:`bench_modis` -- MOD11A2 / MOD13A2 / MOD16A2 / MOD17A2H HDF4 tiles in
+  the real layout through the real drivers stage (``write_cube``) at 1/120 degree; projected
+  per tile-composite (317 land tiles, 46 or 23 composites a year, 15 years). Precipitation
+  NetCDF and land-cover GeoTIFF are not timed here (``bench_drivers.py``: 15 years of a
+  0.05-degree global NetCDF variable in ~2-3 min).
+* the 0.05-degree window's annual driver cube, biome map and cell areas are written from the
+  analytic synthetic world (``bench_product.write_inputs``; input fabrication, not timed);
+  the ``biomes`` and ``sites`` stages are therefore not timed (both read maps chunk-wise or
+  pointwise: seconds).
+* ``models``: the training table is 300 synthetic sites per biome drawn from the window's
+  cube with the true Eq 4 Rs x lognormal noise; every other biome present in the window (at
+  least half) gets a random forest tuned as the models stage tunes it (``fit_search``, grid
+  search with 3-fold site-grouped inner CV), the others keep the true Eq 4 model. A fixed
+  cost (independent of the resolution).
+* ``product``, ``uncertainty`` (``--mc`` realisations, ``--mc-pixels`` stratified sample,
+  bootstrap refits for the forests), ``trends``, ``attribution``: the real stages.
+* ``aoa (stand-in)``: the area-of-applicability index is being built on another branch
+  (issue 15). As a stand-in, a nearest-neighbour dissimilarity index (Meyer & Pebesma 2021:
+  distance to the nearest training row in standardised predictor space) is timed with
+  ``scipy.spatial.cKDTree.query(workers=-1)`` on 1 M pixel-years of the forest biomes.
+* ``report``: not run (its cost follows the display size, not the grid: ~20 s at 0.05
+  degree global, ``bench_report.py``).
+
+Per stage: time, land pixels per second, peak RSS (this process + its children, i.e. the
+cluster's workers, sampled every 50 ms). The last line is
+``projected_1km_hours_2cores=<h> peak_rss_gb=<GB>``: the sum of the per-land-pixel stages
+scaled to 150 M land pixels, the uncertainty as one scan of the 746 M-cell grid (as
+``bench_product.py``), the drivers from the per-tile-composite rate, plus the fixed model fits.
+With ``--scheduler local-cluster --workers 1 2`` the dask stages are run once per worker
+count in one invocation: speed-up, efficiency and Amdahl's serial fraction per stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).parent))
+import bench_modis  # noqa: E402
+from bench_product import KM1_CELLS, KM1_LAND_PIXELS, write_inputs  # noqa: E402
+
+DASK_STAGES = ("product", "uncertainty", "trends", "attribution")
+
+
+class PeakTreeRSS:
+    """Peak RSS (bytes) of this process plus all its children while open."""
+
+    def __init__(self, dt: float = 0.05):
+        import psutil
+
+        self.proc, self.dt, self.peak = psutil.Process(os.getpid()), dt, 0
+        self._stop = threading.Event()
+
+    def rss(self) -> int:
+        tot = self.proc.memory_info().rss
+        for c in self.proc.children(recursive=True):
+            try:
+                tot += c.memory_info().rss
+            except Exception:
+                pass
+        return tot
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.rss())
+            time.sleep(self.dt)
+
+    def __enter__(self):
+        self.peak = self.rss()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+        return self
+
+    def __exit__(self, *a):
+        self._stop.set()
+        self._t.join()
+        self.peak = max(self.peak, self.rss())
+
+
+def training_table(out: Path, n_per_biome: int = 300, seed: int = 3) -> pd.DataFrame:
+    """Synthetic sites drawn from the window's cube: predictors at the pixel, true Eq 4 Rs x noise."""
+    import xarray as xr
+
+    from soilresp.synthetic import TRUE_MODELS, eq4
+
+    rng = np.random.default_rng(seed)
+    cube = xr.open_zarr(out / "drivers" / "drivers.zarr", consolidated=False)
+    biome = xr.open_zarr(out / "biomes" / "biomes.zarr", consolidated=False)["biome"].values
+    parts = []
+    for code, m in TRUE_MODELS.items():
+        ii, jj = np.nonzero(biome == code)
+        if ii.size == 0:
+            continue
+        k = rng.integers(0, ii.size, n_per_biome)
+        yr = rng.integers(0, cube.sizes["year"], n_per_biome)
+        d = {v: cube[v].isel(year=xr.DataArray(yr, dims="r"), lat=xr.DataArray(ii[k], dims="r"),
+                          lon=xr.DataArray(jj[k], dims="r")).values for v in (m["T"], m["M"], m["P"])}
+        rs = eq4(d[m["T"]], d[m["M"]], d[m["P"]], *m["params"]) * np.exp(rng.normal(0, 0.1, n_per_biome))
+        df = pd.DataFrame(d)
+        df["rs"], df["biome"], df["site_id"] = rs, code, [f"{code}-{i}" for i in k]
+        parts.append(df)
+    return pd.concat(parts, ignore_index=True)
+
+
+def rf_biomes(tab: pd.DataFrame) -> list[int]:
+    """Every other biome present in the window (sorted codes): at least half get a forest."""
+    present = sorted(int(b) for b in tab["biome"].unique())
+    return present[::2]
+
+
+def fit_models(out: Path, tab: pd.DataFrame, rf: list[int]) -> float:
+    from soilresp import io
+    from soilresp.config import BIOMES
+    from soilresp.models import BiomeModel, save_biome_model
+    from soilresp.models.ml import fit_search
+    from soilresp.synthetic import TRUE_MODELS
+
+    io.write_table(out / "sites" / "training.parquet", tab, {})
+    t0 = time.perf_counter()
+    for code in rf:
+        m = TRUE_MODELS[code]
+        preds = [m["T"], m["M"], m["P"]]
+        sub = tab[tab["biome"] == code].dropna(subset=preds)
+        if len(sub) < 20:
+            continue
+        s = fit_search("rf", sub[preds].to_numpy(float), sub["rs"].to_numpy(float), seed=42, inner_folds=3,
+                       groups=sub["site_id"].to_numpy())
+        save_biome_model(out / "models", BiomeModel(code, "rf", preds, s.best_estimator_,
+                                                    {"biome_name": BIOMES[code], "fallback": ""}))
+    return time.perf_counter() - t0
+
+
+def aoa_standin(out: Path, tab: pd.DataFrame, rf: list[int], n: int = 1_000_000) -> tuple[float, int]:
+    """Seconds for the nearest-training-row distance of ``n`` pixel-years of the forest biomes."""
+    import xarray as xr
+    from scipy.spatial import cKDTree
+
+    from soilresp.synthetic import TRUE_MODELS
+
+    cube = xr.open_zarr(out / "drivers" / "drivers.zarr", consolidated=False)
+    biome = xr.open_zarr(out / "biomes" / "biomes.zarr", consolidated=False)["biome"].values
+    rng = np.random.default_rng(0)
+    per = n // len(rf)
+    todo = []
+    for code in rf:
+        m = TRUE_MODELS[code]
+        preds = [m["T"], m["M"], m["P"]]
+        ii, jj = np.nonzero(biome == code)
+        if ii.size == 0:
+            continue
+        k = rng.integers(0, ii.size, per)
+        yr = rng.integers(0, cube.sizes["year"], per)
+        sel = {"year": xr.DataArray(yr, dims="r"), "lat": xr.DataArray(ii[k], dims="r"),
+               "lon": xr.DataArray(jj[k], dims="r")}
+        X = np.column_stack([cube[v].isel(sel).values for v in preds])
+        T = tab.loc[tab["biome"] == code, preds].to_numpy(float)
+        todo.append((X, T))
+    t0 = time.perf_counter()
+    rows = 0
+    for X, T in todo:
+        mu, sd = T.mean(0), T.std(0)
+        tree = cKDTree((T - mu) / sd)
+        d, _ = tree.query((X - mu) / sd, k=1, workers=-1)
+        rows += X.shape[0]
+    return time.perf_counter() - t0, rows
+
+
+def run_dask_stages(out: Path, cfgd: dict, scheduler: str, workers: int) -> list[dict]:
+    from soilresp.config import config_from_dict
+    from soilresp.pipeline import STAGES, Context, compute_context
+
+    cfg = config_from_dict(cfgd, base_dir=out)
+    ctx = Context(cfg, lambda *a: None)
+    rows = []
+    with compute_context(scheduler, workers):
+        for stage in DASK_STAGES:
+            with PeakTreeRSS() as mem:
+                t = time.perf_counter()
+                STAGES[stage].run(ctx)
+                dt = time.perf_counter() - t
+            rows.append({"stage": stage, "seconds": dt, "peak_gb": mem.peak / 1e9})
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="10 x 10 degree window, 1 MODIS tile x 2 composites")
+    ap.add_argument("--window", type=float, nargs=4, default=[-20.0, 40.0, -20.0, 40.0],
+                    metavar=("LAT0", "LAT1", "LON0", "LON1"))
+    ap.add_argument("--res", type=float, default=0.05)
+    ap.add_argument("--scheduler", default="threads", choices=["threads", "local-cluster"])
+    ap.add_argument("--workers", type=int, nargs="+", default=[2])
+    ap.add_argument("--mc", type=int, default=100)
+    ap.add_argument("--mc-pixels", type=int, default=20000)
+    ap.add_argument("--tiles", type=int, default=2)
+    ap.add_argument("--composites", type=int, default=6)
+    ap.add_argument("--tmp", default=None)
+    a = ap.parse_args()
+    if a.quick:
+        a.window, a.tiles, a.composites, a.mc = [0.0, 10.0, 10.0, 20.0], 1, 2, 20
+    print(f"soilresp 1 km chain benchmark (SYNTHETIC data, real formats); {os.cpu_count()} CPUs; "
+          f"load average {os.getloadavg()[0]:.1f} (machine shared with other sessions)")
+    table = []
+    # drivers from real-format MODIS tiles
+    with PeakTreeRSS() as mem:
+        md = bench_modis.bench(a.tiles, a.composites, 1 / 120, tmp=a.tmp)
+    print(md["table"].to_string(index=False, float_format=lambda v: f"{v:,.3f}"))
+    drv_s = float(md["table"]["stage_s"].sum())
+    table.append({"stage": "drivers (MODIS, 4 products)", "seconds": drv_s, "land_px": md["grid"].nlat * md["grid"].nlon,
+                  "peak_gb": mem.peak / 1e9, "km1_h": md["hours"]})
+    # window inputs
+    out = Path(tempfile.mkdtemp(prefix="soilresp-bench-1km-", dir=a.tmp))
+    t0 = time.perf_counter()
+    info = write_inputs(out, a.res, tuple(a.window))
+    print(f"window {a.window} at {a.res} deg: {info['cells']:,} cells, {info['land']:,} land pixels x "
+          f"{info['years']} years (inputs written in {time.perf_counter() - t0:.0f} s, not timed)")
+    land, cells = info["land"], info["cells"]
+    tab = training_table(out)
+    rf = rf_biomes(tab)
+    with PeakTreeRSS() as mem:
+        fit_s = fit_models(out, tab, rf)
+    table.append({"stage": f"models (rf in {len(rf)}/{tab['biome'].nunique()} biomes, grid search)",
+                  "seconds": fit_s,
+                  "land_px": np.nan, "peak_gb": mem.peak / 1e9, "km1_h": fit_s / 3600})
+    with PeakTreeRSS() as mem:
+        aoa_s, aoa_rows = aoa_standin(out, tab, rf)
+    table.append({"stage": "aoa stand-in (NN DI, cKDTree)", "seconds": aoa_s, "land_px": aoa_rows / info["years"],
+                  "peak_gb": mem.peak / 1e9,
+                  "km1_h": aoa_s / aoa_rows * KM1_LAND_PIXELS * info["years"] / 3600})
+    cfgd = {"run": {"output_dir": str(out), "years": [2000, 2014], "seed": 42},
+            "grid": {"resolution": a.res, "lat_min": a.window[0], "lat_max": a.window[1],
+                     "lon_min": a.window[2], "lon_max": a.window[3], "chunk": 256},
+            "product": {"mc_samples": a.mc, "mc_sample_pixels": a.mc_pixels, "mc_batch": max(1, a.mc // 2),
+                        "mc_qualitative": "none"},
+            "trends": {"bootstrap": 1000},
+            "attribution": {"drivers": ["tas", "pr", "spei", "tc", "sv", "bg"]}}
+    runs = {}
+    for w in a.workers:
+        for stage in DASK_STAGES[1:]:
+            shutil.rmtree(out / stage, ignore_errors=True)
+        shutil.rmtree(out / "product", ignore_errors=True)
+        runs[w] = run_dask_stages(out, cfgd, a.scheduler, w)
+        print(f"{a.scheduler} x {w}: " + ", ".join(f"{r['stage']} {r['seconds']:.1f} s" for r in runs[w]), flush=True)
+    main_w = 2 if 2 in runs else a.workers[-1]
+    for r in runs[main_w]:
+        s = r["seconds"]
+        h = s / 3600 * (KM1_CELLS / cells) if r["stage"] == "uncertainty" else s / land * KM1_LAND_PIXELS / 3600
+        table.append({"stage": r["stage"], "seconds": s, "land_px": land, "peak_gb": r["peak_gb"], "km1_h": h})
+    df = pd.DataFrame(table)
+    df["land_px_per_s"] = df["land_px"] / df["seconds"]
+    print(df[["stage", "seconds", "land_px_per_s", "peak_gb", "km1_h"]].to_string(
+        index=False, float_format=lambda v: f"{v:,.2f}"))
+    if len(runs) > 1 and 1 in runs:
+        print("\nscaling (dask stages, same window):")
+        for w in sorted(runs):
+            if w == 1:
+                continue
+            for r1, rw in zip(runs[1], runs[w]):
+                sp = r1["seconds"] / rw["seconds"]
+                f = max(0.0, (1 / sp - 1 / w) / (1 - 1 / w))
+                proj = {n: 1 / (f + (1 - f) / n) for n in (4, 8, 16, 64)}
+                print(f"  {r1['stage']:<12} 1 worker {r1['seconds']:7.1f} s, {w} workers {rw['seconds']:7.1f} s: "
+                      f"speed-up {sp:.2f}, efficiency {sp / w:.2f}, serial fraction {f:.2f}; "
+                      "Amdahl speed-up " + ", ".join(f"{n}: {v:.1f}" for n, v in proj.items()))
+    tot = pd.read_parquet(out / "product" / "totals.parquet")
+    if "sampling_se_pg" in tot and a.mc_pixels:
+        g = tot[tot["region"] == "global"]
+        rel = float((g["sampling_se_pg"] / g["total_pg"]).mean())
+        need = a.mc_pixels * (rel / 0.005) ** 2
+        print(f"Monte Carlo sampling error of the global total with {a.mc_pixels:,} sampled pixels: "
+              f"{100 * rel:.2f} % (mean over years); < 0.5 % needs about {max(need, 1):,.0f} pixels "
+              "(SE ~ 1/sqrt(n), same stratification)")
+    shutil.rmtree(out, ignore_errors=True)
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
+    print(f"projected_1km_hours_2cores={df['km1_h'].sum():.2f} peak_rss_gb={df['peak_gb'].max():.2f}")
+
+
+if __name__ == "__main__":
+    main()
