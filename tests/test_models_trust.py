@@ -168,4 +168,6 @@ def test_every_family_soilresp_writes_loads(family, tmp_path):
         blob = (tmp_path / "biome_02.skops").read_bytes()
         assert all(node in TRUSTED_NODES for node in _schema_types(p, blob))
         back = load_biome_model(p)
-        np.testing.assert_array_equal(back.predict(X), est.predict(X))
+        # forests predict through packed trees (models.forest_predict): rf bit-equal, the
+        # qrf mean equal to rounding (leaf means summed in another order)
+        np.testing.assert_allclose(back.predict(X), est.predict(X), rtol=1e-12, atol=0)
