@@ -251,3 +251,13 @@ def test_direct_route_reads_an_rh_run_and_checks_its_target(tmp_path):
     s = P.summarise(pd.DataFrame(rows), paired, None, [2000, 2001, 2002])
     assert s["routes_agree"] and s["direct_sum_over_rs"] == pytest.approx(np.mean([88 / 90, 90 / 91, 92 / 92]))
     assert s["routes"]["direct_Rh"]["ratio_trend_slope"] > 0
+
+
+def test_paired_observations_from_a_mapped_user_table(tmp_path):
+    t = tmp_path / "t.csv"
+    pd.DataFrame({"la": [42.54, 61.85], "lo": [-72.17, 24.29], "yr": [2005, 2006],
+                  "soil_resp": [800.0, 600.0], "Rh_annual": [430.0, 350.0]}).to_csv(t, index=False)
+    cfg = FieldConfig(path=t, format="table", country_check=False,
+                      columns={"lat": "la", "lon": "lo", "year": "yr", "rs": "soil_resp"})
+    d = P.paired_observations(cfg, tmp_path, YEARS)
+    assert sorted(d["ratio"].round(4)) == sorted([round(350 / 600, 4), round(430 / 800, 4)])

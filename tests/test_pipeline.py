@@ -89,7 +89,7 @@ def test_report_stage_runs_without_the_optional_stages(small_demo, tmp_path):
     out, _ = small_demo
     run = tmp_path / "run"
     shutil.copytree(out / "run", run)
-    for stage in ("trends", "attribution", "uncertainty"):
+    for stage in ("trends", "attribution", "uncertainty", "partition"):
         shutil.rmtree(run / stage, ignore_errors=True)
         (run / ".soilresp" / f"{stage}.json").unlink(missing_ok=True)
     text = (out / "soilresp.toml").read_text().replace('output_dir = "run"', f'output_dir = "{run}"')

@@ -297,7 +297,7 @@ def test_report_renders_in_headless_chromium_without_missing_images(report, tmp_
     m = re.search(r'<pre id="imgcheck">(.*?)</pre>', dom, re.S)
     assert m, dom[-2000:]
     imgs = json.loads(m.group(1).replace("&quot;", '"'))
-    assert sorted(i["id"] for i in imgs) == sorted(f"img-{n}" for n in FIGURES)
+    assert sorted(i["id"] for i in imgs) == sorted([f"img-{n}" for n in FIGURES] + ["img-fig_partition"])
     assert all(i["ok"] and i["w"] > 500 for i in imgs), imgs
 
 

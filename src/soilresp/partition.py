@@ -109,8 +109,11 @@ def paired_observations(cfg, base_dir, years, rh_target: str = "Rh_annual",
     from soilresp.field import build_observations
 
     def kept(target):
+        upd = {"target": target}
+        if target != "Rs_annual":  # a table's columns.rs maps Rs, not this flux
+            upd["columns"] = {k: v for k, v in cfg.columns.items() if k != "rs"}
         try:
-            res = build_observations(cfg.model_copy(update={"target": target}), years, base_dir=base_dir)
+            res = build_observations(cfg.model_copy(update=upd), years, base_dir=base_dir)
         except InputError:
             return None
         r = res.records

@@ -437,8 +437,6 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None, *, conf
         io.write_json(out_dir / "config.json", dumped)
     recovery = _recovery(run_dir)
     part_html, part_files = partition_section(run_dir, out_dir, formats)
-    figure_files.update({k: v for k, v in part_files.items() if isinstance(v, dict)})
-    table_files.update({k: v for k, v in part_files.items() if isinstance(v, str)})
     toc = [("summary", "Key numbers"), ("notes", "Absent parts")] if notes else [("summary", "Key numbers")]
     toc += [(s.name, s.title) for s in FIGURES.values()] + [(s.name, s.title) for s in TABLES.values()]
     toc += [("partition", "Partition (Rh / Ra)")] if part_html else []
@@ -470,5 +468,6 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None, *, conf
     doc = ("<!doctype html>\n<html lang='en'><head><meta charset='utf-8'>"
            f"<meta name='generator' content='soilresp {_esc(__version__)}'><title>{_esc(title)}</title>"
            f"<style>{_CSS}</style></head><body>\n" + "\n".join(b for b in body if b) + "\n</body></html>\n")
-    io.write_json(out_dir / "report.json", {"figures": figure_files, "tables": table_files, "absent": notes})
+    io.write_json(out_dir / "report.json", {"figures": figure_files, "tables": table_files, "absent": notes,
+                                            "partition": part_files})
     return io.write_text_atomic(out_dir / "report.html", doc)

@@ -190,7 +190,7 @@ def partition_section(run_dir: Path, out_dir: Path, formats=("png", "svg")) -> t
         f = save_figure(fig, out_dir, "fig_partition", tuple(formats))
         b64 = base64.b64encode(f["png"].read_bytes()).decode()
         files["fig_partition"] = {"panels": n_panels, **{k: v.name for k, v in f.items()}}
-        parts.append(f"<h3 id='fig_partition'>Partition maps and series</h3><figure><img alt='partition' "
+        parts.append(f"<h3 id='fig_partition'>Partition maps and series</h3><figure><img id='img-fig_partition' alt='partition' "
                      f"src='data:image/png;base64,{b64}'/><figcaption>{_rst(' '.join(fig_partition.__doc__.split()))}"
                      f"</figcaption></figure>")
     except MissingOutput as e:
