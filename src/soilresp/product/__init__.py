@@ -314,7 +314,11 @@ def _stability(ctx, models, cube, bio) -> None:
     tab = io.read_table(src)
     tab = tab[tab["biome"] > 0].reset_index(drop=True)
     km = next(iter(models.values())).meta.get("location_km", 0.0) if models else 0.0
-    groups = location_groups(tab["lat"].to_numpy(float), tab["lon"].to_numpy(float), float(km or 0.0))
+    if {"lat", "lon"} <= set(tab.columns):
+        groups = location_groups(tab["lat"].to_numpy(float), tab["lon"].to_numpy(float), float(km or 0.0))
+    else:  # a training table made without coordinates: sites are the units
+        key = tab["site_id"] if "site_id" in tab else pd.Series(np.arange(len(tab)))
+        groups = pd.factorize(key)[0].astype(np.int64)
     with task_progress(ctx.progress, "stability of the total"):
         st = stability_totals(tab, models, cube, bio["biome"], bio["cell_area"], groups=groups,
                               n_drops=pc.stability_drops, frac=pc.stability_fraction,
