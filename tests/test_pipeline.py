@@ -59,8 +59,9 @@ def test_every_stage_output_honours_its_contract(small_demo):
     assert {"slope", "p", "trend_class", "net_change"} <= set(tr.data_vars)
     html = (run / "report" / "report.html").read_text()
     from soilresp.report import FIGURES
+    from soilresp.report.trust import TRUST_FIGURES
 
-    assert html.count("data:image/png;base64") == len(FIGURES) and "SYNTHETIC" in html
+    assert html.count("data:image/png;base64") == len(FIGURES) + len(TRUST_FIGURES) and "SYNTHETIC" in html
 
 
 def test_rerun_skips_unchanged_and_reruns_changed(small_demo):

@@ -191,7 +191,10 @@ def test_table_s4_from_selected_models_matches_the_model_files(report, run_dir):
 # ------------------------------------------------------------------ HTML
 def test_html_embeds_every_figure_and_table(report, run_dir):
     out, html, summary = report
-    assert html.count("data:image/png;base64,") == len(FIGURES)
+    from soilresp.report.trust import TRUST_FIGURES
+
+    assert html.count("data:image/png;base64,") == len(FIGURES) + len(TRUST_FIGURES)
+    assert all(f"id='img-{n}'" in html for n in TRUST_FIGURES)     # AOA and interpretation
     for name, spec in FIGURES.items():
         m = re.search(rf"id='img-{name}'[^>]*src='data:image/png;base64,([^']+)'", html)
         assert m, name
