@@ -8,12 +8,27 @@ from typer.testing import CliRunner
 from soilresp.cli import app
 
 
-def test_evaluate_scores_match_predictions_and_baseline(small_demo):
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A tiny synthetic world (tests/_tinyworld.py) run through field ... product."""
+    from _tinyworld import make_world, write_config
+
+    root = tmp_path_factory.mktemp("evalworld")
+    make_world(root)
+    cfg = write_config(root)
+    cfg.write_text(cfg.read_text().replace("mc_samples = 10", "mc_samples = 0"))
+    r = CliRunner().invoke(app, ["run", str(cfg), "--stage", "field", "--stage", "drivers", "--stage", "biomes",
+                                 "--stage", "sites", "--stage", "models", "--stage", "product"])
+    assert r.exit_code == 0, r.output
+    return root, None
+
+
+def test_evaluate_scores_match_predictions_and_baseline(tiny_run):
     from soilresp.config import BIOMES, load_config
     from soilresp.evaluate import evaluate
     from soilresp.models import load_biome_models
 
-    out, _ = small_demo
+    out, _ = tiny_run
     cfg = load_config(out / "soilresp.toml")
     res = evaluate(cfg, out / "world" / "srdb-data.csv")
     pred = pd.read_parquet(res["dir"] / "predictions.parquet")
@@ -38,11 +53,11 @@ def test_evaluate_scores_match_predictions_and_baseline(small_demo):
     ins = sc[(sc.biome == 0) & (sc.subset == "inside_aoa")].iloc[0].n
     outs = sc[(sc.biome == 0) & (sc.subset == "outside_aoa")].iloc[0].n
     assert ins + outs <= row.n and ins > 0
-    assert row.rmse < row.baseline_rmse        # the demo's models beat the biome mean
+    assert row.rmse < row.baseline_rmse        # the models beat the biome mean
 
 
-def test_evaluate_cli(small_demo):
-    out, _ = small_demo
+def test_evaluate_cli(tiny_run):
+    out, _ = tiny_run
     r = CliRunner().invoke(app, ["evaluate", str(out / "soilresp.toml"), "--observations",
                                  str(out / "world" / "srdb-data.csv")])
     assert r.exit_code == 0, r.output

@@ -61,8 +61,9 @@ def test_every_stage_output_honours_its_contract(small_demo):
     assert {"slope", "p", "trend_class", "net_change"} <= set(tr.data_vars)
     html = (run / "report" / "report.html").read_text()
     from soilresp.report import FIGURES
+    from soilresp.report.trust import TRUST_FIGURES
 
-    assert html.count("data:image/png;base64") == len(FIGURES) + 1 and "SYNTHETIC" in html  # + partition
+    assert html.count("data:image/png;base64") == len(FIGURES) + len(TRUST_FIGURES) + 1 and "SYNTHETIC" in html  # + partition
 
 
 def test_rerun_skips_unchanged_and_reruns_changed(small_demo):

@@ -203,7 +203,10 @@ def test_table_s4_from_selected_models_matches_the_model_files(report, run_dir):
 # ------------------------------------------------------------------ HTML
 def test_html_embeds_every_figure_and_table(report, run_dir):
     out, html, summary = report
-    assert html.count("data:image/png;base64,") == len(FIGURES) + 1  # + the partition figure
+    from soilresp.report.trust import TRUST_FIGURES
+
+    assert html.count("data:image/png;base64,") == len(FIGURES) + len(TRUST_FIGURES) + 1  # + partition
+    assert all(f"id='img-{n}'" in html for n in TRUST_FIGURES)     # AOA and interpretation
     for name, spec in FIGURES.items():
         m = re.search(rf"id='img-{name}'[^>]*src='data:image/png;base64,([^']+)'", html)
         assert m, name
@@ -237,13 +240,16 @@ def test_report_of_a_run_without_trends_attribution_or_monte_carlo(run_dir, tmp_
     run = _partial_run(run_dir, tmp_path / "run")
     html = write_report(run, tmp_path / "rep").read_text()
     summary = json.loads((tmp_path / "rep" / "report.json").read_text())
-    assert set(summary["figures"]) == {"fig1_mean_rs", "figS2_totals"}
+    from soilresp.report.trust import TRUST_FIGURES
+
+    trust = set(summary["figures"]) & set(TRUST_FIGURES)     # drawn when product / sites are there
+    assert set(summary["figures"]) - trust == {"fig1_mean_rs", "figS2_totals"}
     absent = " ".join(summary["absent"])
     for name in ("Fig 2", "Fig 3", "Fig 4", "Fig 5", "Fig 6"):
         assert name in absent
     assert "trends/series_trends.parquet is absent" in absent and "Absent parts" in html
     assert "Table S2" not in absent                                       # models ran
-    assert html.count("data:image/png;base64,") == 2
+    assert html.count("data:image/png;base64,") == 2 + len(trust)
     fig = FIGURES["figS2_totals"].draw(run)
     assert "No Monte Carlo" in fig._suptitle.get_text()
 
