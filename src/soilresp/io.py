@@ -240,6 +240,10 @@ def write_csv(path: str | Path, df: pd.DataFrame) -> Path:
     return write_text_atomic(path, df.to_csv(index=False))
 
 
+_STORAGE_ENCODINGS = ("chunks", "preferred_chunks", "serializer", "compressors", "compressor",
+                      "filters", "shards", "chunk_key_encoding")
+
+
 def write_zarr(
     path: str | Path,
     ds: xr.Dataset,
@@ -264,9 +268,9 @@ def write_zarr(
     ds = cf.annotate(ds)
     if prov is not None:
         ds.attrs[PROVENANCE_KEY] = json.dumps(prov, sort_keys=True, default=_jsonable)
-    for v in ds.variables.values():  # encodings from a source file can clash with new chunks
-        v.encoding.pop("chunks", None)
-        v.encoding.pop("preferred_chunks", None)
+    for v in ds.variables.values():  # a source file's storage encodings (chunks, Zarr v3
+        for k in _STORAGE_ENCODINGS:  # codecs) can clash with the new chunks and format
+            v.encoding.pop(k, None)
     work = partial_dir(path)
     store, done = work / "store.zarr", work / "done"
     key = _resume_key(ds, prov)
