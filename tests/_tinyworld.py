@@ -59,7 +59,8 @@ def leftovers(run: Path) -> list[str]:
             and (".tmp" in p.name or ".partial" in p.name or ".old-" in p.name)]
 
 
-_RUN_SPECIFIC = {"provenance", "created", "file_sha256", "seconds", "output_dir", "scheduler"}
+# produced_by: stage keys, which include output content hashes (provenance times differ per run)
+_RUN_SPECIFIC = {"provenance", "created", "file_sha256", "seconds", "output_dir", "scheduler", "produced_by"}
 
 
 def _normalised_json(text: str):
