@@ -60,7 +60,8 @@ def leftovers(run: Path) -> list[str]:
                  or p.name.startswith((".soilresp-tmp-", ".soilresp-old-", ".soilresp-partial-")))]
 
 
-_RUN_SPECIFIC = {"provenance", "created", "file_sha256", "seconds", "output_dir", "scheduler"}
+# produced_by: stage keys, which include output content hashes (provenance times differ per run)
+_RUN_SPECIFIC = {"provenance", "created", "file_sha256", "seconds", "output_dir", "scheduler", "produced_by"}
 
 
 def _normalised_json(text: str):
