@@ -186,13 +186,12 @@ def test_table_s4_from_selected_models_matches_the_model_files(report, run_dir):
         doc = json.loads((run_dir / "models" / f"biome_{biome:02d}.json").read_text())
         if doc["family"] != "nls":
             continue
-        fitted = g[g["param"] != "Q10"]
+        fitted = g[~g["param"].isin(["Q10", "t_ref"])]
         assert fitted["param"].tolist() == doc["param_names"]
         np.testing.assert_allclose(fitted["value"], json.loads(sel.loc[biome, "params"]), rtol=1e-12)
         np.testing.assert_allclose(fitted["stderr"], doc["stderr"], rtol=1e-12)
-        b = fitted.set_index("param").loc["b"]
-        q10 = g[g["param"] == "Q10"].iloc[0]
-        assert q10["value"] == pytest.approx(math.exp(10 * b["value"]))
+        q10 = g[g["param"] == "Q10"].iloc[0]  # effective Q10 at t_ref, not exp(10 b) (issue 15)
+        assert q10["value"] == pytest.approx(doc["q10"], rel=1e-12)
         assert q10["stderr"] == pytest.approx(q10["value"] * 10 * b["stderr"])
         preds = sel.loc[biome, "predictors"].split(",")
         assert g.set_index("param").loc["b", "predictor"] == preds[0]

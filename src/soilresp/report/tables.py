@@ -43,7 +43,8 @@ def table_s4(run_dir: Path) -> pd.DataFrame:
 
     Reads ``models/parameters.parquet`` when the models stage wrote it; otherwise builds it from
     ``models/selected.parquet`` (``predictors``, ``params``) and the standard errors in
-    ``models/biome_XX.json``, adding Q10 = exp(10 b) with its delta-method standard error.
+    ``models/biome_XX.json``, adding the model file's effective Q10 at its reference temperature
+    (exp(10 d ln Rs/dT), not exp(10 b), which holds for Eq 1 only).
     """
     try:
         df = table(run_dir, "models/parameters.parquet", ["biome"])
@@ -69,10 +70,9 @@ def table_s4(run_dir: Path) -> pd.DataFrame:
             role, k = _PARAM_ROLES.get(name, ("", None))
             rows.append({**base, "role": role, "predictor": preds[k] if k is not None and k < len(preds) else "",
                          "param": name, "value": float(value), "stderr": _num(se)})
-            if name == "b":
-                q = math.exp(10 * float(value))
+            if name == "b" and doc.get("q10") is not None:  # effective Q10 at t_ref (docs/models.md)
                 q10.append({**base, "role": "temperature", "predictor": preds[0] if preds else "", "param": "Q10",
-                            "value": q, "stderr": q * 10 * _num(se)})
+                            "value": float(doc["q10"]), "stderr": _num(doc.get("q10_se", math.nan))})
         rows += q10
         if not params:  # machine-learning families: no closed-form parameters
             rows.append({**base, "role": "", "predictor": ",".join(preds), "param": "", "value": math.nan,
