@@ -87,11 +87,13 @@ def rf_blob():
     return sio.dumps(RandomForestRegressor(n_estimators=2, random_state=0).fit(X, 300 + X[:, 0]))
 
 
-def _plant(blob: bytes, node: dict, extra: dict | None = None) -> bytes:
-    """A copy of a legitimate skops file whose ``n_estimators`` attribute is ``node``."""
+def _plant(blob: bytes, node: dict | None, extra: dict | None = None) -> bytes:
+    """A copy of a legitimate skops file whose ``n_estimators`` attribute is ``node`` (kept
+    when ``node`` is None), plus the archive members ``extra``."""
     src = zipfile.ZipFile(io.BytesIO(blob))
     schema = json.loads(src.read("schema.json"))
-    schema["content"]["content"]["n_estimators"] = node
+    if node is not None:
+        schema["content"]["content"]["n_estimators"] = node
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as z:
         for n in src.namelist():

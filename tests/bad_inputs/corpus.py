@@ -682,24 +682,12 @@ def _rf_blob(scale: float = 1.0) -> bytes:
     return sio.dumps(RandomForestRegressor(n_estimators=2, random_state=0).fit(X, (300 + 10 * X[:, 0]) * scale))
 
 
-def _payload_blob(node: dict, extra: dict | None = None) -> bytes:
-    """A legitimate RF file whose n_estimators attribute is ``node`` (plus archive members)."""
-    import io
-    import json
-    import zipfile
+def _payload_blob(node: dict | None, extra: dict | None = None) -> bytes:
+    """A legitimate RF file whose n_estimators attribute is ``node`` (plus archive members);
+    ``node=None`` keeps the attribute (only ``extra`` is planted)."""
+    from test_models_trust import _plant  # one planting helper for the trust tests and the corpus
 
-    blob = _rf_blob()
-    src = zipfile.ZipFile(io.BytesIO(blob))
-    schema = json.loads(src.read("schema.json"))
-    if node is not None:
-        schema["content"]["content"]["n_estimators"] = node
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as z:
-        for n in src.namelist():
-            z.writestr(n, json.dumps(schema) if n == "schema.json" else src.read(n))
-        for n, data in (extra or {}).items():
-            z.writestr(n, data)
-    return out.getvalue()
+    return _plant(_rf_blob(), node, extra)
 
 
 def _model_payload(route: str):

@@ -208,12 +208,12 @@ class CovarianceSpec:
 
 def covariance_spec(code: int, form: str, params, cov) -> CovarianceSpec:
     """The :class:`CovarianceSpec` of a fit (``params`` and ``cov`` in original units)."""
-    from soilresp.models.nonlinear import _BOUNDS
+    from soilresp.models.nonlinear import _bounds
 
     p = np.asarray(params, dtype=float)
     c = np.asarray(cov, dtype=float)
     k = p.size
-    log = (_BOUNDS[0][:k] > 0) & (p > 0)
+    log = (_bounds(form, "free", (1.0, 6.0))[0][:k] > 0) & (p > 0)  # strictly positive parameters (a)
     if c.shape != (k, k) or not np.isfinite(c).all():
         return CovarianceSpec(code, form, p, np.zeros((k, k)), np.zeros(k, bool), False, True, False,
                               float("nan"), float("nan"), float("inf"))
