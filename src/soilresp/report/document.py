@@ -38,6 +38,7 @@ PROVENANCE_OUTPUTS = {
     "sites": "sites/training.parquet", "models": "models/selected.parquet", "product": "product/rs.zarr",
     "uncertainty": "uncertainty/mc_summary.parquet",
     "trends": "trends/trends.zarr", "attribution": "attribution/pixel_partial_corr.zarr",
+    "partition": "partition/totals.parquet",
 }
 _STAGE_DIRS = tuple(PROVENANCE_OUTPUTS)
 
