@@ -148,3 +148,30 @@ def test_modes_config():
         config_from_dict({"product": {"mc_mode": "jackknife"}})
     s = MCSettings.from_config(c.product, 1, resolution=0.5)
     assert s.mode == "covariance" and s.group_km == pytest.approx(55.66)
+
+
+def test_realisations_clamp_predictors_as_the_deployed_model():
+    """A realisation follows the central model's deployment rule: predictors clamped to the
+    training range (no exp() blow-up of a drawn or refitted Eq 2 beyond the sites' T)."""
+    from soilresp.product.uncertainty import PerturbedNLS, clamp_ranges, realisation_models
+
+    rng = np.random.default_rng(0)
+    n = 80
+    t = rng.uniform(0, 15, n)
+    tr = pd.DataFrame({"tas": t, "rs": 300 * np.exp(0.07 * t) * rng.lognormal(0, 0.1, n), "biome": 1,
+                       "site_id": [f"s{k}" for k in range(n)], "lat": rng.uniform(40, 50, n), "lon": rng.uniform(0, 10, n)})
+    est = NonlinearRs("eq1").fit(tr[["tas"]].to_numpy(), tr["rs"].to_numpy())
+    meta = {"predictor_range": "clamp", "training_range": {"tas": [float(t.min()), float(t.max())]}}
+    m = BiomeModel(1, "nls", ["tas"], est, meta)
+    lo, hi = clamp_ranges(m, ["tas"])
+    assert lo[0] == t.min() and hi[0] == t.max()
+    assert clamp_ranges(BiomeModel(1, "nls", ["tas"], est, dict(meta, predictor_range="allow")), ["tas"]) is None
+    hot = np.array([[t.max()], [t.max() + 20.0], [np.nan]])
+    for mode in ("paper", "site-bootstrap"):
+        s = MCSettings(n=3, mode=mode, seed=2, group_km=1.0)
+        for r in range(3):
+            ms, _ = realisation_models({1: m}, r, s, tr, None)
+            p = ms[1].predict(hot)
+            assert p[0] == pytest.approx(p[1]) and np.isnan(p[2]), (mode, p)
+    free = PerturbedNLS(1, "eq1", est.params_, ["tas"])
+    assert free.predict(hot)[1] > free.predict(hot)[0]

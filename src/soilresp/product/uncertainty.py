@@ -127,22 +127,51 @@ class MCSettings:
 
 # ---------------------------------------------------------------- realisation models
 class PerturbedNLS:
-    """An Eq 1-4 model with drawn parameters (and possibly drawn predictors)."""
+    """An Eq 1-4 model with drawn parameters (and possibly drawn predictors). ``ranges``
+    ((lo, hi) arrays per predictor) clamps the inputs as the deployed model does
+    (``[models] predictor_range``): a realisation follows the same deployment rule as the
+    central estimate, or its draws extrapolate where the central model does not."""
 
     family = "nls"
 
-    def __init__(self, biome: int, form: str, params, predictors):
+    def __init__(self, biome: int, form: str, params, predictors, ranges=None):
         self.biome, self.form = biome, form
         self.params = np.asarray(params, dtype=float)
         self.predictors = list(predictors)
+        self.ranges = ranges
 
     def predict(self, X) -> np.ndarray:
         X = np.asarray(X, dtype=np.float64)
+        if self.ranges is not None:
+            X = np.clip(X, *self.ranges)  # NaN stays NaN
         ok = np.isfinite(X).all(axis=1)
         out = np.full(X.shape[0], np.nan)
         if ok.any():
             out[ok] = predict_form(self.form, self.params, *(X[ok, i] for i in range(X.shape[1])))
         return out
+
+
+def clamp_ranges(model: BiomeModel, predictors, training: pd.DataFrame | None = None):
+    """(lo, hi) arrays clamping ``predictors`` as ``model`` clamps its own
+    (:meth:`BiomeModel.clamp`), or None when the model does not clamp. A predictor outside the
+    model's recorded training range (a drawn Eq 5 alternative) gets the range of the rows the
+    model is fitted on, or no bound without a training table."""
+    rng = model.meta.get("training_range")
+    if model.meta.get("predictor_range") != "clamp" or not rng:
+        return None
+    lo, hi = [], []
+    sub = None
+    for v in predictors:
+        if v in rng:
+            lo.append(rng[v][0]), hi.append(rng[v][1])
+            continue
+        if sub is None and training is not None:
+            pooled = bool(model.meta.get("fallback"))
+            sub = training[training["biome"] > 0] if pooled else training[training["biome"] == model.biome]
+        col = sub[v].to_numpy(float) if sub is not None and v in sub else np.array([np.nan])
+        ok = col[np.isfinite(col)]
+        lo.append(ok.min() if ok.size else -np.inf), hi.append(ok.max() if ok.size else np.inf)
+    return np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
 
 
 def training_rows(model: BiomeModel, training: pd.DataFrame, predictors=None, group_km: float | None = None):
@@ -306,14 +335,16 @@ def structural_candidates(models: dict[int, BiomeModel], skill: pd.DataFrame, tr
                 base = BiomeModel(code, "nls", preds, NonlinearRs(key[1]), dict(m.meta))
                 try:
                     X, y, _ = training_rows(base, training, preds)
-                    fit = NonlinearRs(key[1]).fit(X, y)
+                    fit = _nls_like(m, key[1]).fit(X, y)
                 except (FitError, ValueError, KeyError) as e:
                     row["reason"] = f"refit failed: {e}"
                 else:
                     if fit.at_bound_:
                         row["reason"] = "refit ends on a parameter bound"
                     else:
-                        cands[code].append(BiomeModel(code, "nls", preds, fit, dict(m.meta)))
+                        meta = dict(m.meta, training_range={v: [float(X[:, j].min()), float(X[:, j].max())]
+                                                            for j, v in enumerate(preds)})
+                        cands[code].append(BiomeModel(code, "nls", preds, fit, meta))
                         row["used"], row["reason"] = True, "refitted on the biome's rows"
             rows.append(row)
     return cands, pd.DataFrame(rows)
@@ -380,8 +411,19 @@ def bootstrap_refit(model: BiomeModel, X, y, groups, rng, unit: str = "site", tr
             continue
         if getattr(est, "at_bound_", False):
             continue  # a degenerate optimum on a parameter bound is not a model (as in _refit)
-        return BiomeModel(model.biome, model.family, model.predictors, est, {}), True
+        keep = {k: model.meta[k] for k in ("predictor_range", "training_range") if k in model.meta}
+        return BiomeModel(model.biome, model.family, model.predictors, est, keep), True  # clamps as the model
     return model, False
+
+
+def _nls_like(m: BiomeModel, form: str) -> NonlinearRs:
+    """An unfitted Eq 1-4 estimator of ``form`` with the deployed fit's bounds
+    (``t_response``, ``q10_range``); the defaults for a machine-learning model."""
+    if m.family == "nls" and isinstance(m.estimator, NonlinearRs):
+        from sklearn.base import clone
+
+        return clone(m.estimator).set_params(form=form)
+    return NonlinearRs(form)
 
 
 def _refit(m: BiomeModel, training: pd.DataFrame, preds) -> np.ndarray | None:
@@ -389,7 +431,7 @@ def _refit(m: BiomeModel, training: pd.DataFrame, preds) -> np.ndarray | None:
     fails or ends on a parameter bound (a degenerate optimum is not a candidate model)."""
     try:
         X, y, _ = training_rows(m, training, preds)
-        fit = NonlinearRs(m.form).fit(X, y)
+        fit = _nls_like(m, m.form).fit(X, y)
     except (FitError, ValueError, KeyError):
         return None
     return None if fit.at_bound_ else fit.params_
@@ -443,7 +485,7 @@ def realisation_models(models: dict[int, BiomeModel], r: int, s: MCSettings,
             continue
         spec = extra.get("covariance", {}).get(code) if s.mode == "covariance" else None
         if s.mode == "covariance" and spec is not None and spec.usable:
-            out[code] = PerturbedNLS(code, m.form, spec.draw(rng), m.predictors)
+            out[code] = PerturbedNLS(code, m.form, spec.draw(rng), m.predictors, clamp_ranges(m, m.predictors))
         elif s.mode == "paper" and m.family == "nls":
             preds = _draw_predictors(m, steps, rng, s.qualitative, available, s.eps_tolerance) \
                 if training is not None else list(m.predictors)
@@ -457,7 +499,7 @@ def realisation_models(models: dict[int, BiomeModel], r: int, s: MCSettings,
                 else:
                     base = cache[key]
             p = base + rng.normal(size=base.size) * np.abs(s.param_cv * base)
-            out[code] = PerturbedNLS(code, m.form, p, preds)
+            out[code] = PerturbedNLS(code, m.form, p, preds, clamp_ranges(m, preds, training))
         else:
             if training is None:
                 raise ValueError(f"biome {code}: the {s.mode!r} Monte Carlo of a {m.family!r} model "
