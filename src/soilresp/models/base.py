@@ -204,6 +204,7 @@ def nls_from_dict(doc: dict, path: Path | str = "<model>") -> NonlinearRs:
     m.bound_reason_ = str(doc.get("bound_reason", ""))
     m.n_obs_ = int(doc.get("n_obs", 0))
     m.at_bound_ = bool(doc.get("at_bound", False))
+    m.shape_bound_ = [str(v) for v in doc.get("shape_bound", []) if str(v) in FORMS[form]]
     m.n_features_in_ = N_INPUTS[form]
     return m
 

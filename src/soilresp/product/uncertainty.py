@@ -235,13 +235,23 @@ class CovarianceSpec:
                 "log_scale": ",".join(n for n, lg in zip(FORMS[self.form], self.log) if lg)}
 
 
-def covariance_spec(code: int, form: str, params, cov) -> CovarianceSpec:
-    """The :class:`CovarianceSpec` of a fit (``params`` and ``cov`` in original units)."""
+def covariance_spec(code: int, form: str, params, cov, fixed=()) -> CovarianceSpec:
+    """The :class:`CovarianceSpec` of a fit (``params`` and ``cov`` in original units).
+    ``fixed``: names of parameters held at 0 by a shape constraint (``shape_bound_``); they
+    stay at 0 and the others are drawn from their covariance conditional on them (Schur
+    complement), so no draw leaves the constrained, concave response."""
     from soilresp.models.nonlinear import _bounds
 
     p = np.asarray(params, dtype=float)
     c = np.asarray(cov, dtype=float)
     k = p.size
+    fx = np.array([n in set(fixed) for n in FORMS[form]][:k], dtype=bool)
+    if fx.any() and c.shape == (k, k) and np.isfinite(c).all():
+        fr = ~fx
+        css = c[np.ix_(fx, fx)]
+        cond = c[np.ix_(fr, fr)] - c[np.ix_(fr, fx)] @ np.linalg.pinv(css) @ c[np.ix_(fx, fr)]
+        c = np.zeros_like(c)
+        c[np.ix_(fr, fr)] = cond
     log = (_bounds(form, "free", (1.0, 6.0))[0][:k] > 0) & (p > 0)  # strictly positive parameters (a)
     if c.shape != (k, k) or not np.isfinite(c).all():
         return CovarianceSpec(code, form, p, np.zeros((k, k)), np.zeros(k, bool), False, True, False,
@@ -251,19 +261,23 @@ def covariance_spec(code: int, form: str, params, cov) -> CovarianceSpec:
     ct = 0.5 * (ct + ct.T)
     w, v = np.linalg.eigh(ct)
     w = np.clip(w, 0.0, None)
-    # singularity and conditioning on the scale-free correlation matrix
-    st = np.sqrt(np.diag(ct))
+    # singularity and conditioning on the scale-free correlation matrix of the drawn parameters
+    fr = ~fx
+    kf = int(fr.sum())
+    ctf = ct[np.ix_(fr, fr)]
+    st = np.sqrt(np.diag(ctf))
     if np.all(st > 0):
-        wc = np.clip(np.linalg.eigvalsh(ct / np.outer(st, st)), 0.0, None)
+        wc = np.clip(np.linalg.eigvalsh(ctf / np.outer(st, st)), 0.0, None)
         singular = bool(wc.min() <= 1e-10 * wc.max())
         cond = float(wc.max() / wc.min()) if wc.min() > 0 else float("inf")
     else:
         singular, cond = True, float("inf")
-    sd = np.sqrt(np.clip(np.diag(c), 0, None))
+    cf, pf = c[np.ix_(fr, fr)], p[fr]
+    sd = np.sqrt(np.clip(np.diag(cf), 0, None))
     with np.errstate(divide="ignore", invalid="ignore"):
-        corr = c / np.outer(sd, sd)
-        rel = np.where(p != 0, sd / np.abs(p), np.inf)
-    off = np.abs(corr[~np.eye(k, dtype=bool)]) if k > 1 else np.zeros(1)
+        corr = cf / np.outer(sd, sd)
+        rel = np.where(pf != 0, sd / np.abs(pf), np.inf)
+    off = np.abs(corr[~np.eye(kf, dtype=bool)]) if kf > 1 else np.zeros(1)
     max_corr = float(np.nanmax(off)) if off.size else 0.0
     max_rel = float(np.nanmax(rel))
     identified = (not singular) and max_corr <= 0.99 and max_rel <= 1.0
@@ -280,7 +294,8 @@ def covariance_specs(models: dict[int, BiomeModel]) -> dict[int, CovarianceSpec]
     for code, m in sorted(models.items()):
         if m.family != "nls":
             continue
-        sp = covariance_spec(code, m.form, m.params, getattr(m.estimator, "cov_", None))
+        sp = covariance_spec(code, m.form, m.params, getattr(m.estimator, "cov_", None),
+                             getattr(m.estimator, "shape_bound_", ()))
         out[code] = sp
         if not sp.usable:
             warnings.warn(f"biome {code}: the fit's covariance is not finite; the covariance mode "
