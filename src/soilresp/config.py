@@ -281,8 +281,11 @@ class ModelsConfig(_Section):
         "median T within q10_range), 'monotone' (also d ln Rs/dT >= 0 over the training T), 'free'")
     q10_range: tuple[float, float] = Field((1.0, 6.0), description="plausible Q10 of the Eq 1-4 fits")
     predictor_range: Literal["clamp", "allow"] = Field(
-        "clamp", description="'clamp': every predictor is clamped to its training range before "
-        "prediction (all families); 'allow': extrapolate")
+        "clamp", description="'clamp': every predictor is clamped to its training range (widened by "
+        "predictor_margin) before prediction (all families); 'allow': extrapolate")
+    predictor_margin: float = Field(0.1, ge=0, le=1, description="'clamp' widens each training range by "
+                                    "this fraction of its span on both sides: the bounded Eq 1-4 "
+                                    "responses follow a warming edge a little way instead of flattening")
     min_cv_r2: float = Field(0.0, description="a biome model whose CV R2 (select_by) is <= this is "
                              "not deployed: the pooled model, or the biome mean, takes its place")
     select_from: list[Literal["nls", "rf", "svr", "ann", "qrf"]] | None = Field(

@@ -52,7 +52,6 @@ moisture = ["sm", "et_pet", "pr"]
 productivity = ["gpp", "evi", "ndvi"]
 cv_folds = 10
 inner_folds = 3
-select_by = "random"
 min_observations = 15
 n_jobs = 2
 

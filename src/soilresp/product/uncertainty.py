@@ -153,25 +153,23 @@ class PerturbedNLS:
 
 def clamp_ranges(model: BiomeModel, predictors, training: pd.DataFrame | None = None):
     """(lo, hi) arrays clamping ``predictors`` as ``model`` clamps its own
-    (:meth:`BiomeModel.clamp`), or None when the model does not clamp. A predictor outside the
-    model's recorded training range (a drawn Eq 5 alternative) gets the range of the rows the
-    model is fitted on, or no bound without a training table."""
-    rng = model.meta.get("training_range")
-    if model.meta.get("predictor_range") != "clamp" or not rng:
+    (:meth:`BiomeModel.clamp_bounds`), or None when the model does not clamp. A predictor
+    outside the model's recorded training range (a drawn Eq 5 alternative) gets the range of
+    the rows the model is fitted on, or no bound without a training table."""
+    if model.clamp_bounds() is None:
         return None
-    lo, hi = [], []
-    sub = None
-    for v in predictors:
-        if v in rng:
-            lo.append(rng[v][0]), hi.append(rng[v][1])
-            continue
-        if sub is None and training is not None:
-            pooled = bool(model.meta.get("fallback"))
-            sub = training[training["biome"] > 0] if pooled else training[training["biome"] == model.biome]
-        col = sub[v].to_numpy(float) if sub is not None and v in sub else np.array([np.nan])
-        ok = col[np.isfinite(col)]
-        lo.append(ok.min() if ok.size else -np.inf), hi.append(ok.max() if ok.size else np.inf)
-    return np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
+    fill = {}
+    rng = model.meta.get("training_range") or {}
+    new = [v for v in predictors if v not in rng]
+    if new and training is not None:
+        pooled = bool(model.meta.get("fallback"))
+        sub = training[training["biome"] > 0] if pooled else training[training["biome"] == model.biome]
+        for v in new:
+            col = sub[v].to_numpy(float) if v in sub else np.array([np.nan])
+            ok = col[np.isfinite(col)]
+            if ok.size:
+                fill[v] = (float(ok.min()), float(ok.max()))
+    return model.clamp_bounds(predictors, fill)
 
 
 def training_rows(model: BiomeModel, training: pd.DataFrame, predictors=None, group_km: float | None = None):
@@ -426,7 +424,7 @@ def bootstrap_refit(model: BiomeModel, X, y, groups, rng, unit: str = "site", tr
             continue
         if getattr(est, "at_bound_", False):
             continue  # a degenerate optimum on a parameter bound is not a model (as in _refit)
-        keep = {k: model.meta[k] for k in ("predictor_range", "training_range") if k in model.meta}
+        keep = {k: model.meta[k] for k in ("predictor_range", "predictor_margin", "training_range") if k in model.meta}
         return BiomeModel(model.biome, model.family, model.predictors, est, keep), True  # clamps as the model
     return model, False
 
