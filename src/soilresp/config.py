@@ -353,8 +353,9 @@ class ProductConfig(_Section):
                                       "one grid cell (resolution x 111.32 km)")
     mc_structural_tolerance: float = Field(0.02, ge=0, description="structural mode: models whose CV "
                                            "score is within this of the biome's best")
-    mc_structural_score: str = Field("site_cv_r2", description="structural mode: the column of "
-                                     "models/skill.parquet that ranks the models (higher is better)")
+    mc_structural_score: str | None = Field(None, description="structural mode: the column of "
+                                            "models/skill.parquet that ranks the models (higher is "
+                                            "better); unset = the R2 of [models] select_by (loc_cv_r2)")
     region_temperature: str = "tas"
     region_bounds: tuple[float, float] = Field(
         (2.0, 17.0), description="boreal < low <= temperate <= high < tropical, degC"
@@ -596,7 +597,7 @@ mc_min_per_stratum = 30
 mc_batch = 50                    # realisations per dask task
 # mc_group_km = 55.66            # site-bootstrap location groups (unset: one grid cell)
 mc_structural_tolerance = 0.02   # structural: models within 0.02 of the best CV score
-mc_structural_score = "site_cv_r2"
+# mc_structural_score = "loc_cv_r2"  # unset: the R2 column of [models] select_by
 
 [trends]                         # method step 6
 alpha = 0.05

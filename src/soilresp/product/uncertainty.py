@@ -97,7 +97,7 @@ class MCSettings:
     eps_tolerance: float = 0.10
     group_km: float = 0.0
     structural_tolerance: float = 0.02
-    structural_score: str = "site_cv_r2"
+    structural_score: str = "loc_cv_r2"
 
     def __post_init__(self):
         object.__setattr__(self, "mode", _ALIASES.get(self.mode, self.mode))
@@ -113,16 +113,21 @@ class MCSettings:
             raise ValueError("mc settings: group_km >= 0, structural_tolerance >= 0")
 
     @classmethod
-    def from_config(cls, pc, seed: int, mode: str | None = None, resolution: float = 0.5) -> "MCSettings":
+    def from_config(cls, pc, seed: int, mode: str | None = None, resolution: float = 0.5,
+                    select_by: str = "location") -> "MCSettings":
         """Settings of ``mode`` (default: the first of ``pc.mc_mode``). ``mc_group_km`` unset:
-        one grid cell (``resolution`` x 111.32 km), the distance of the CV's location groups."""
+        one grid cell (``resolution`` x 111.32 km), the distance of the CV's location groups;
+        ``mc_structural_score`` unset: the R2 column of the CV scheme ``select_by``."""
+        from soilresp.models.cv import PREFIX
+
         km = pc.mc_group_km if pc.mc_group_km is not None else resolution * 111.32
+        score = pc.mc_structural_score or PREFIX[select_by] + "r2"
         return cls(n=pc.mc_samples, mode=mode or normalise_modes(pc.mc_mode)[0], param_cv=pc.param_cv,
                    qualitative=pc.mc_qualitative, bootstrap_unit=pc.mc_bootstrap_unit,
                    sample_pixels=pc.mc_sample_pixels, min_per_stratum=pc.mc_min_per_stratum,
                    batch=pc.mc_batch, seed=seed, eps_tolerance=pc.mc_eps_tolerance, group_km=km,
                    structural_tolerance=pc.mc_structural_tolerance,
-                   structural_score=pc.mc_structural_score)
+                   structural_score=score)
 
 
 # ---------------------------------------------------------------- realisation models
@@ -853,7 +858,8 @@ def run(ctx) -> None:
     all_tot, all_summ, all_tr, all_ts, diags = [], [], [], [], []
     settings = {}
     for mode in modes:
-        s = MCSettings.from_config(pc, ctx.cfg.run.seed, mode=mode, resolution=ctx.cfg.grid.resolution)
+        s = MCSettings.from_config(pc, ctx.cfg.run.seed, mode=mode, resolution=ctx.cfg.grid.resolution,
+                                   select_by=ctx.cfg.models.select_by)
         settings[mode] = dict(s.__dict__)
         extra: dict = {}
         if mode == "covariance":
