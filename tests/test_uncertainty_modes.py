@@ -205,3 +205,35 @@ def test_shape_constraint_at_zero_is_not_a_degenerate_fit():
     assert m.shape_bound_ == ["e"] and "held at 0" in m.bound_reason_
     back = nls_from_dict(m.to_dict())
     assert back.shape_bound_ == ["e"] and not back.at_bound_
+
+
+def test_bootstrap_of_a_biome_mean_stays_the_biome_mean():
+    """A biome-mean fallback (Eq 1 with b = 0) is bootstrapped as a mean of its own biome's
+    resampled rows: not a free Eq 1 refit, and not the pooled rows of all biomes."""
+    from soilresp.models.nonlinear import constant_model
+    from soilresp.product.uncertainty import fallback_kind
+
+    rng = np.random.default_rng(1)
+    n = 40
+    tr = pd.DataFrame({"tas": np.r_[rng.uniform(0, 20, n), rng.uniform(0, 20, n)],
+                       "rs": np.r_[rng.normal(300, 30, n), rng.normal(1500, 30, n)],
+                       "biome": np.r_[np.full(n, 2), np.full(n, 7)],
+                       "site_id": [f"s{k}" for k in range(2 * n)]})
+    tr["rs"] = tr["rs"] * np.exp(0.05 * tr["tas"]) / np.exp(0.05 * 10)  # a T signal a free Eq 1 would fit
+    own = tr[tr.biome == 2]
+    m = BiomeModel(2, "nls", ["tas"], constant_model(own["rs"], own["tas"]),
+                   {"fallback": "biome mean (best candidate nls eq1 has location CV R2 -0.1 <= 0; ...)"})
+    assert fallback_kind(m) == "mean"
+    X, y, g = training_rows(m, tr)
+    assert len(y) == n
+    r = np.random.default_rng(4)
+    draws = []
+    for _ in range(200):
+        bm, ok = bootstrap_refit(m, X, y, g, r, "site")
+        assert ok and bm.params[1] == 0.0
+        draws.append(bm.params[0])
+    assert np.mean(draws) == pytest.approx(own["rs"].mean(), rel=0.02)
+    assert np.std(draws) == pytest.approx(own["rs"].std() / np.sqrt(n), rel=0.25)
+    pooled = BiomeModel(2, "nls", ["tas"], constant_model(tr["rs"], tr["tas"]),
+                        {"fallback": "mean of all biomes' rows (0 < 15; ...; no rows of its own)"})
+    assert fallback_kind(pooled) == "all-mean" and len(training_rows(pooled, tr)[1]) == 2 * n

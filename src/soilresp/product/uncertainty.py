@@ -53,7 +53,7 @@ import pandas as pd
 import xarray as xr
 
 from soilresp.models.base import BiomeModel
-from soilresp.models.nonlinear import FORMS, N_INPUTS, FitError, NonlinearRs, predict_form
+from soilresp.models.nonlinear import FORMS, N_INPUTS, FitError, NonlinearRs, constant_model, predict_form
 
 REGIONS = ("global", "tropical", "temperate", "boreal")
 _REGION_INDEX = {3: 1, 2: 2, 1: 3}  # region code -> column in REGIONS
@@ -167,7 +167,7 @@ def clamp_ranges(model: BiomeModel, predictors, training: pd.DataFrame | None = 
     rng = model.meta.get("training_range") or {}
     new = [v for v in predictors if v not in rng]
     if new and training is not None:
-        pooled = bool(model.meta.get("fallback"))
+        pooled = fallback_kind(model) in ("pooled", "all-mean")
         sub = training[training["biome"] > 0] if pooled else training[training["biome"] == model.biome]
         for v in new:
             col = sub[v].to_numpy(float) if v in sub else np.array([np.nan])
@@ -175,6 +175,20 @@ def clamp_ranges(model: BiomeModel, predictors, training: pd.DataFrame | None = 
             if ok.size:
                 fill[v] = (float(ok.min()), float(ok.max()))
     return model.clamp_bounds(predictors, fill)
+
+
+def fallback_kind(model: BiomeModel) -> str:
+    """How the model was deployed (``meta['fallback']``, docs/models.md §6): ``""`` (its own
+    fit), ``"pooled"`` (the pooled model of all biomes), ``"mean"`` (the biome mean) or
+    ``"all-mean"`` (the mean of all biomes' rows)."""
+    fb = str(model.meta.get("fallback") or "")
+    if not fb:
+        return ""
+    if fb.startswith("biome mean"):
+        return "mean"
+    if fb.startswith("mean of all biomes"):
+        return "all-mean"
+    return "pooled"
 
 
 def training_rows(model: BiomeModel, training: pd.DataFrame, predictors=None, group_km: float | None = None):
@@ -186,7 +200,7 @@ def training_rows(model: BiomeModel, training: pd.DataFrame, predictors=None, gr
     missing = [c for c in preds + ["rs", "biome"] if c not in training]
     if missing:
         raise KeyError(f"training table lacks column(s) {missing}")
-    pooled = bool(model.meta.get("fallback"))
+    pooled = fallback_kind(model) in ("pooled", "all-mean")
     sub = training[training["biome"] > 0] if pooled else training[training["biome"] == model.biome]
     extra = [c for c in ("site_id", "lat", "lon") if c in sub]
     sub = sub[preds + ["rs"] + extra].dropna(subset=preds + ["rs"])
@@ -422,9 +436,12 @@ def bootstrap_refit(model: BiomeModel, X, y, groups, rng, unit: str = "site", tr
             idx = np.concatenate([members[k] for k in pick])
         else:
             idx = rng.integers(0, n, n)
-        est = _seed_estimator(clone(model.estimator), rng)
         try:
-            est.fit(X[idx], y[idx])
+            if fallback_kind(model) in ("mean", "all-mean"):  # a mean stays a mean (Eq 1, b = 0)
+                est = constant_model(y[idx], X[idx, 0])
+            else:
+                est = _seed_estimator(clone(model.estimator), rng)
+                est.fit(X[idx], y[idx])
         except (FitError, ValueError, np.linalg.LinAlgError, FloatingPointError):
             continue
         if getattr(est, "at_bound_", False):
