@@ -335,7 +335,8 @@ def _model(code: int, fit: BiomeFit, chosen: int, *, fallback: str, n_rows: int,
                      for k in skill_keys},
            "predictor_range": cfg.predictor_range,
            "predictor_margin": cfg.predictor_margin,
-           "training_range": {v: [float(c.X[:, j].min()), float(c.X[:, j].max())] for j, v in enumerate(c.cols)},
+           "training_range": {v: [float(np.nanmin(c.X[:, j])), float(np.nanmax(c.X[:, j]))]
+                              for j, v in enumerate(c.cols) if np.isfinite(c.X[:, j]).any()},
            "aoa": aoa,
            **meta}
     if family != "nls":
