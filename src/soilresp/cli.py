@@ -390,6 +390,15 @@ def config_cmd(
 
 
 @app.command()
+def quickstart(data: Path = typer.Option(Path("data"), "--data", help="Folder `soilresp fetch` puts the real data in.")):
+    """New here? What is installed, which input data are present, and the next commands to type."""
+    from soilresp.quickstart import report
+
+    for line in report(data):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
 def provenance(path: Path = typer.Argument(..., help="Any soilresp output (Zarr, Parquet, JSON).")):
     """Print the provenance of an output: versions, config hash, input checksums, seed, time."""
     from soilresp.io import read_provenance
