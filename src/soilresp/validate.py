@@ -214,7 +214,8 @@ def _check_scheduler_extra(cfg: Config) -> list[str]:
 
 
 def _check_report_extra(cfg: Config) -> list[str]:
-    return _extra_problem("the report stage", "matplotlib", "report")
+    return [p + " (or run the other stages: --stage NAME, repeatable)"
+            for p in _extra_problem("the report stage", "matplotlib", "report")]
 
 
 # (check, stages that need it); None = every run
