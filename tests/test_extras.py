@@ -164,3 +164,23 @@ def test_config_check_ml_families_and_scheduler(monkeypatch, cfgfile):
     assert "'models.families' = ['nls', 'qrf'] needs skops: pip install 'soilresp[ml]'" in msg
     assert "needs quantile_forest" in msg
     assert "'run.scheduler' = 'local-cluster' needs distributed: pip install 'soilresp[cluster]'" in msg
+
+
+def test_other_optional_imports_name_their_extra(monkeypatch, tmp_path):
+    """Model files of the ML families, the qrf estimator, the evaluation figure and the land
+    mask rebuild: each optional import fails with the one-line error."""
+    from soilresp.evaluate import evaluate
+    from soilresp.landmask import build_1km
+    from soilresp.models.base import _skops_load
+    from soilresp.models.ml import make_estimator
+
+    _block(monkeypatch, "skops", "quantile_forest", "matplotlib", "global_land_mask")
+    cases = [(lambda: _skops_load(tmp_path / "biome_01.skops", b""), "ml", "biome_01.skops"),
+             (lambda: make_estimator("qrf", 0), "ml", "qrf"),
+             (lambda: evaluate(None, tmp_path / "obs.csv"), "report", "soilresp evaluate"),
+             (lambda: build_1km(tmp_path / "m.npz"), "test", "land mask")]
+    for call, extra, what in cases:
+        with pytest.raises(SoilrespError) as e:
+            call()
+        assert what in str(e.value)
+        _one_line(str(e.value), extra)

@@ -54,7 +54,10 @@ def make_estimator(family: str, seed: int):
     if family == "rf":
         return RandomForestRegressor(n_estimators=50, random_state=seed, n_jobs=1)
     if family == "qrf":
-        from quantile_forest import RandomForestQuantileRegressor
+        from soilresp.extras import require
+
+        RandomForestQuantileRegressor = require("quantile_forest", "ml",
+                                                "the qrf family").RandomForestQuantileRegressor
 
         # half-samples and >= 5 per leaf: intervals near nominal (tests/test_models_ml.py)
         return RandomForestQuantileRegressor(n_estimators=50, default_quantiles="mean", max_samples_leaf=None,
