@@ -24,6 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def _block(monkeypatch, *modules):
     """Make ``import m`` fail for each module, as in an install without its extra."""
     for m in modules:
+        for k in [k for k in sys.modules if k == m or k.startswith(m + ".")]:   # loaded by earlier tests
+            monkeypatch.setitem(sys.modules, k, None)
         monkeypatch.setitem(sys.modules, m, None)
 
 
