@@ -282,8 +282,9 @@ def _product_from_name(path: Path | str) -> str | None:
 
 # ----------------------------------------------------------------------------- mosaic
 def _target_xy(grid: Grid, ti: np.ndarray, tj: np.ndarray, crs=MODIS_SPHERE):
-    from pyproj import Transformer
+    from soilresp.extras import require
 
+    Transformer = require("pyproj", "modis", "reprojecting MODIS sinusoidal tiles").Transformer
     tr = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
     lon, lat = np.meshgrid(grid.lon[tj], grid.lat[ti])
     x, y = tr.transform(lon, lat)

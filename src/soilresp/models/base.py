@@ -233,8 +233,9 @@ def save_biome_model(models_dir: Path, model: BiomeModel) -> Path:
     if model.family == "nls":
         doc.update(model.estimator.to_dict())
     else:
-        import skops.io as sio
+        from soilresp.extras import require
 
+        sio = require("skops.io", "ml", f"saving the {model.family} model of biome {model.biome}")
         blob = sio.dumps(model.estimator)
         io.write_bytes_atomic(spath, blob)
         doc["estimator_file"] = spath.name
@@ -338,7 +339,9 @@ def _schema_types(path: Path, blob: bytes) -> list[tuple[str, str]]:
 
 def _skops_load(path: Path, blob: bytes):
     """Rebuild an estimator only if every node of the file is in :data:`TRUSTED_NODES`."""
-    import skops.io as sio
+    from soilresp.extras import require
+
+    sio = require("skops.io", "ml", f"loading the model file {path}")
 
     types = _schema_types(path, blob)
     bad = sorted({f"{t} ({loader})" for loader, t in types if (loader, t) not in TRUSTED_NODES})
