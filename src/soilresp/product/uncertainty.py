@@ -203,7 +203,9 @@ def training_rows(model: BiomeModel, training: pd.DataFrame, predictors=None, gr
     pooled = fallback_kind(model) in ("pooled", "all-mean")
     sub = training[training["biome"] > 0] if pooled else training[training["biome"] == model.biome]
     extra = [c for c in ("site_id", "lat", "lon") if c in sub]
-    sub = sub[preds + ["rs"] + extra].dropna(subset=preds + ["rs"])
+    # a mean model needs only Rs (its predictor may be missing where Rs was measured)
+    need = ["rs"] if fallback_kind(model) in ("mean", "all-mean") else preds + ["rs"]
+    sub = sub[preds + ["rs"] + extra].dropna(subset=need)
     if group_km is not None:
         if not {"lat", "lon"} <= set(sub.columns):
             raise KeyError("training table lacks column(s) ['lat', 'lon'] (site-bootstrap location groups)")
@@ -425,6 +427,8 @@ def bootstrap_refit(model: BiomeModel, X, y, groups, rng, unit: str = "site", tr
     from sklearn.base import clone
 
     n = y.size
+    if n == 0:
+        return model, False
     if unit == "site":
         codes, uniq = pd.factorize(groups)
         order = np.argsort(codes, kind="stable")
