@@ -457,8 +457,9 @@ def bootstrap_refit(model: BiomeModel, X, y, groups, rng, unit: str = "site", tr
 
 def _nls_like(m: BiomeModel, form: str) -> NonlinearRs:
     """An unfitted Eq 1-4 estimator of ``form`` with the deployed fit's bounds
-    (``t_response``, ``q10_range``); the defaults for a machine-learning model."""
-    if m.family == "nls" and isinstance(m.estimator, NonlinearRs):
+    (``t_response``, ``q10_range``); the defaults for a machine-learning or mean model (a mean
+    is stored as an unconstrained Eq 1 with b = 0)."""
+    if m.family == "nls" and isinstance(m.estimator, NonlinearRs) and fallback_kind(m) not in ("mean", "all-mean"):
         from sklearn.base import clone
 
         return clone(m.estimator).set_params(form=form)
