@@ -294,3 +294,27 @@ def test_rs_mc_scale_reads_the_uncertainty_stage_realisations(tmp_path):
     sc = P.rs_mc_scale(tmp_path, years, np.array([50.0, 50.5]), 3, mode="paper")
     np.testing.assert_allclose(sc[:, 0], [0.9, 1.1, 1.2])
     assert P.rs_mc_scale(tmp_path, [2000, 2003], np.array([100.0, 100.0]), 3) is None  # years absent
+
+
+def test_report_literature_matches_the_docs_table():
+    """Every published Rh figure of the report's table is the one docs/partition.md §3 gives
+    for that study, with the same verification status."""
+    import re
+    from pathlib import Path
+
+    from soilresp.report.partition import LITERATURE
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "partition.md").read_text(encoding="utf-8")
+    sec = doc[doc.index("## 3. Literature"):doc.index("## 4.")]
+    rows = {}
+    for line in sec.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 7 and re.match(r"[A-Z][a-z]+ et al\. \d{4}$", cells[0]):
+            rows[cells[0]] = cells
+    assert len(rows) == len(LITERATURE) == 6
+    for lit in LITERATURE:
+        key = re.match(r"[A-Z][a-z]+ et al\. \d{4}", lit["study"]).group(0)
+        cells = rows[key]
+        num = lambda t: re.findall(r"\d+(?:\.\d+)?", t)  # noqa: E731
+        assert num(lit["rh_pg"])[0] == num(cells[4])[0], (key, lit["rh_pg"], cells[4])
+        assert ("not verified" in lit["checked"]) == ("not verified" in cells[6]), key
