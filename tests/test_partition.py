@@ -265,6 +265,12 @@ def test_direct_route_reads_an_rh_run_and_checks_its_target(tmp_path):
     s = P.summarise(pd.DataFrame(rows), paired, None, [2000, 2001, 2002])
     assert s["routes_agree"] and s["direct_sum_over_rs"] == pytest.approx(np.mean([88 / 90, 90 / 91, 92 / 92]))
     assert s["routes"]["direct_Rh"]["ratio_trend_slope"] > 0
+    assert s["intervals_missing_total"] == [] and s["routes"]["ratio_Rh"]["interval_contains_total"]
+    # a direct run whose Monte Carlo interval misses its own total (real Rh example, issue 20) is flagged
+    bad = pd.DataFrame(rows).assign(lo_pg=lambda d: np.where(d["route"] == "direct", d["total_pg"] + 2, d["lo_pg"]))
+    s = P.summarise(bad, paired, None, [2000, 2001, 2002])
+    assert s["intervals_missing_total"] == ["direct_Ra", "direct_Rh"]
+    assert s["routes"]["ratio_Rh"]["interval_contains_total"]
 
 
 def test_paired_observations_from_a_mapped_user_table(tmp_path):

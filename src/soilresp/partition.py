@@ -511,6 +511,11 @@ def summarise(totals, paired, models, years, boot_ratio=None) -> dict:
                "mean_lo_pg": float(g["lo_pg"].mean()), "mean_hi_pg": float(g["hi_pg"].mean()),
                "mean_ratio": float(g["ratio"].mean()),
                **{f"ratio_trend_{k}": v for k, v in tr.items()}}
+        iv = g[["lo_pg", "hi_pg"]].notna().all(axis=1)
+        if iv.any():  # an interval that misses its own central total is not an interval of it
+            gi = g[iv]
+            rec["interval_contains_total"] = bool(((gi["lo_pg"] <= gi["total_pg"])
+                                                   & (gi["total_pg"] <= gi["hi_pg"])).all())
         if route == "ratio" and flux == "Rh" and boot_ratio is not None and len(years) >= 3:
             from soilresp.stats import sens_slope
 
@@ -518,7 +523,9 @@ def summarise(totals, paired, models, years, boot_ratio=None) -> dict:
             rec["ratio_trend_boot_lo"] = float(np.nanpercentile(s, 2.5))
             rec["ratio_trend_boot_hi"] = float(np.nanpercentile(s, 97.5))
         routes[f"{route}_{flux}"] = rec
-    out = {"routes": routes, "consistency": consistency(paired)}
+    out = {"routes": routes, "consistency": consistency(paired),
+           "intervals_missing_total": sorted(k for k, r in routes.items()
+                                             if r.get("interval_contains_total") is False)}
     r, d = routes.get("ratio_Rh"), routes.get("direct_Rh")
     if r and d and all(np.isfinite([r["mean_lo_pg"], r["mean_hi_pg"]])):
         dlo, dhi = d["mean_lo_pg"], d["mean_hi_pg"]

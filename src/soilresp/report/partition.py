@@ -176,6 +176,11 @@ def partition_section(run_dir: Path, out_dir: Path, formats=("png", "svg")) -> t
         f"<code>[field] target = \"Rh_annual\"</code>, named by <code>[partition] rh_run</code>). "
         f"Rs uncertainty in the ratio route: {_esc(s.get('rs_uncertainty', ''))}. The Bond-Lamberty et al. "
         f"2004 baseline (ln Rh = 1.22 + 0.73 ln Rs) has no interval here.</p>")
+    bad = s.get("intervals_missing_total") or []
+    if bad:
+        parts.append(f"<p class='note'>Warning: the 95 % interval of {_esc(', '.join(bad))} does not contain "
+                     f"its own central total in every year: that interval (the uncertainty stage of the run it "
+                     f"comes from) is not an interval of this estimate; the route agreement below uses it.</p>")
     if "routes_agree" in s:
         parts.append(f"<p>Ratio and direct routes {'agree' if s['routes_agree'] else 'do NOT agree'} "
                      f"within their intervals.</p>")
