@@ -334,6 +334,7 @@ def _model(code: int, fit: BiomeFit, chosen: int, *, fallback: str, n_rows: int,
            "skill": {k: (None if isinstance(skill[k], float) and not np.isfinite(skill[k]) else skill[k])
                      for k in skill_keys},
            "predictor_range": cfg.predictor_range,
+           "predictor_margin": cfg.predictor_margin,
            "training_range": {v: [float(c.X[:, j].min()), float(c.X[:, j].max())] for j, v in enumerate(c.cols)},
            "aoa": aoa,
            **meta}
