@@ -474,11 +474,17 @@ def fit_biomes(table: pd.DataFrame, cfg: ModelsConfig, *, seed: int, progress=No
                 why = (f"pooled model's {cfg.select_by} CV R2 on this biome's rows {pr2:.3g} <= {cfg.min_cv_r2:g}"
                        if pfit.chosen >= 0 and not pfit.refused else f"pooled model not deployable: {pfit.refused}")
                 fallback = f"biome mean ({reason}; {why})"
+                ys = sub["rs"].to_numpy(float)
                 if own is not None:
                     src, chosen, rows = own, own.mean, None
-                else:
+                elif (np.isfinite(ys) & (ys > 0)).any():
                     src = _mean_only_fit(sub, code, pfit.predictors["T"], gsub(sub.index), cfg, seed)
                     chosen, rows = 0, None
+                else:  # no row of its own: the mean of all biomes' rows, scored on none
+                    allm = table[table["biome"].isin(list(biomes))]
+                    src = _mean_only_fit(allm, code, pfit.predictors["T"], gsub(allm.index), cfg, seed)
+                    chosen, rows = 0, sub.index
+                    fallback = f"mean of all biomes' rows ({reason}; {why}; no rows of its own)"
         srows = _skill_rows(code, src, rows, fallback, chosen)
         if src is not own and own is not None:   # the biome's own candidates, for the record
             srows = _skill_rows(code, own, None, "", -1) + srows
