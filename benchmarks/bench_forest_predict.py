@@ -8,9 +8,10 @@ families (rf ``min_samples_leaf`` 1 and 5, qrf 5 and 10) and at the defaults of 
 Timed on the same ``--rows`` random pixels (float32, as the product reads them), best of 3,
 interleaved (the machine is shared):
 
-* forests: scikit-learn's / quantile-forest's own ``predict`` (as deployed, ``n_jobs=1``)
-  against :func:`soilresp.models.forest_predict.pack_forest` ``.predict`` (numba, ``--threads``
-  threads), the ratio and the largest absolute difference of the outputs (g C m-2 yr-1);
+* forests: scikit-learn's / quantile-forest's own ``predict`` with ``n_jobs=1`` (as deployed)
+  and ``n_jobs=2`` (its threads on both cores) against
+  :func:`soilresp.models.forest_predict.pack_forest` ``.predict`` (numba, ``--threads``
+  threads), both ratios and the largest absolute difference of the outputs (g C m-2 yr-1);
   also the one-off packing time;
 * svr / ann: ``BiomeModel.predict`` rows/s, the number of support vectors, and the
   projected hours for one 1 km pass (150 M land pixels x 15 years) on this machine.
@@ -19,6 +20,7 @@ interleaved (the machine is shared):
 from __future__ import annotations
 
 import argparse
+import os
 import time
 import warnings
 
@@ -61,9 +63,9 @@ def main():
     rng = np.random.default_rng(1)
     Xq = np.column_stack([rng.uniform(-5, 28, a.rows), rng.uniform(0.1, 0.45, a.rows),
                           rng.uniform(100, 3000, a.rows)]).astype(np.float32)
-    print(f"{a.rows} rows, numba threads {get_num_threads()}")
-    print(f"{'train':>6} {'model':<12} {'nodes':>7} {'depth':>5} {'pack s':>7} {'sklearn r/s':>12} "
-          f"{'packed r/s':>11} {'ratio':>6} {'max |diff|':>10}")
+    print(f"{a.rows} rows, numba threads {get_num_threads()}, load average {os.getloadavg()[0]:.2f}")
+    print(f"{'train':>6} {'model':<12} {'nodes':>7} {'depth':>5} {'pack s':>7} {'sk 1 job r/s':>12} "
+          f"{'sk 2 jobs r/s':>13} {'packed r/s':>11} {'x 1 job':>7} {'x 2 jobs':>8} {'max |diff|':>10}")
     for n in a.train:
         X, y = table(n)
         for fam, leaf in (("rf", 1), ("rf", 5), ("qrf", 5), ("qrf", 10)):
@@ -73,10 +75,13 @@ def main():
             tpack = time.perf_counter() - t0
             pf.predict(Xq[:100])  # compile / load the numba cache
             d = np.abs(pf.predict(Xq) - est.predict(Xq)).max()
-            t = best({"sk": lambda: est.predict(Xq), "pk": lambda: pf.predict(Xq)})
+            # the same fitted forest; n_jobs only changes how predict splits the trees
+            t = best({"sk": lambda: est.set_params(n_jobs=1).predict(Xq),
+                      "sk2": lambda: est.set_params(n_jobs=2).predict(Xq), "pk": lambda: pf.predict(Xq)})
+            est.set_params(n_jobs=1)
             print(f"{n:>6} {fam + ' leaf ' + str(leaf):<12} {pf.feature.size:>7} {int(pf.depth.max()):>5} "
-                  f"{tpack:>7.3f} {a.rows / t['sk']:>12,.0f} {a.rows / t['pk']:>11,.0f} "
-                  f"{t['sk'] / t['pk']:>6.1f} {d:>10.2e}", flush=True)
+                  f"{tpack:>7.3f} {a.rows / t['sk']:>12,.0f} {a.rows / t['sk2']:>13,.0f} {a.rows / t['pk']:>11,.0f} "
+                  f"{t['sk'] / t['pk']:>7.1f} {t['sk2'] / t['pk']:>8.1f} {d:>10.2e}", flush=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             for fam in ("svr", "ann"):
@@ -87,6 +92,7 @@ def main():
                 rate = a.rows / t["m"]
                 print(f"{n:>6} {fam:<12} support vectors {nsv:>5}  BiomeModel.predict {rate:>11,.0f} rows/s  "
                       f"one 1 km pass {PIXELS_1KM / rate / 3600:6.2f} h", flush=True)
+    print(f"load average at the end {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":
