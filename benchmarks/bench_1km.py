@@ -349,13 +349,17 @@ def main() -> None:
                 print(f"  {r1['stage']:<12} 1 worker {r1['seconds']:7.1f} s, {w} workers {rw['seconds']:7.1f} s: "
                       f"speed-up {sp:.2f}, efficiency {sp / w:.2f}, serial fraction {f:.2f}; "
                       "Amdahl speed-up " + ", ".join(f"{n}: {v:.1f}" for n, v in proj.items()))
-    tot = pd.read_parquet(out / "product" / "totals.parquet")
-    if "sampling_se_pg" in tot and a.mc_pixels:
-        g = tot[tot["region"] == "global"]
+    sp = out / "uncertainty" / "mc_summary.parquet"
+    if sp.is_file() and a.mc_pixels:
+        g = pd.read_parquet(sp)
+        g = g[g["region"] == "global"]
         rel = float((g["sampling_se_pg"] / g["total_pg"]).mean())
-        need = a.mc_pixels * (rel / 0.005) ** 2
+        f = min(a.mc_pixels / land, 0.99)  # finite-population factor (1 - p) of this window
+        rel_inf = rel / np.sqrt(1 - f)  # the same n among 150 M pixels (p -> 0)
+        need = a.mc_pixels * (rel_inf / 0.005) ** 2
         print(f"Monte Carlo sampling error of the global total with {a.mc_pixels:,} sampled pixels: "
-              f"{100 * rel:.2f} % (mean over years); < 0.5 % needs about {max(need, 1):,.0f} pixels "
+              f"{100 * rel:.2f} % (mean over years) in this window, {100 * rel_inf:.2f} % for the same sample "
+              f"among 1 km's 150 M pixels; < 0.5 % there needs about {max(need, 1):,.0f} pixels "
               "(SE ~ 1/sqrt(n), same stratification)")
     shutil.rmtree(out, ignore_errors=True)
     print(f"load average after: {os.getloadavg()[0]:.1f}")
