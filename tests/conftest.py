@@ -34,7 +34,8 @@ def _built_demo(tmp_path_factory, worker_id) -> Path:
         if not (built / "recovery.json").is_file():
             tmp = root / "shared_demo3.building"
             shutil.rmtree(tmp, ignore_errors=True)
-            rec = run_demo(tmp / "demo", resolution=3.0, seed=7, mc_samples=60, world_kind="easy")
+            rec = run_demo(tmp / "demo", resolution=3.0, seed=7, mc_samples=60, world_kind="easy",
+                           cv_folds=5)
             (tmp / "recovery.json").write_text(json.dumps(rec))
             shutil.rmtree(built, ignore_errors=True)
             tmp.rename(built)

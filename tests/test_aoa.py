@@ -89,3 +89,28 @@ def test_product_outside_aoa_modes_and_totals():
     g = tab[tab.region == "global"].iloc[0]
     assert g.share_area_outside_aoa == pytest.approx(0.25)
     assert g.share_flux_outside_aoa == pytest.approx(float(rs.values[out].sum() / rs.values.sum()))
+
+
+def test_importance_weights_skip_rows_without_finite_inputs():
+    """A biome-mean model is fitted on rows whose predictor may be missing: the importance is
+    computed on the finite rows (it failed with 'Input contains NaN' in the models stage)."""
+    from soilresp.aoa import importance_weights
+    from soilresp.models.nonlinear import constant_model
+
+    rng = np.random.default_rng(0)
+    T = rng.uniform(0, 20, 30)
+    T[:5] = np.nan
+    y = rng.normal(500, 50, 30)
+    w = importance_weights(constant_model(y, T), T[:, None], y, seed=1)
+    assert w.shape == (1,) and np.isfinite(w).all()
+    assert importance_weights(constant_model(y, T), np.full((30, 1), np.nan), y).tolist() == [1.0]
+
+
+def test_train_aoa_ignores_rows_with_a_missing_predictor():
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(40, 2))
+    Xn = X.copy()
+    Xn[:4, 1] = np.nan
+    folds = np.arange(40) % 5
+    a, b = train_aoa(Xn, np.ones(2), folds), train_aoa(X[4:], np.ones(2), folds[4:])
+    assert np.isfinite(a["threshold"]) and a["threshold"] == pytest.approx(b["threshold"])

@@ -47,3 +47,28 @@ def test_stage_needs_upstream(tmp_path):
     p.write_text('[run]\noutput_dir = "out"\n')
     res = runner.invoke(app, ["run", str(p), "--stage", "models"])
     assert res.exit_code == 2 and "run it first" in res.output
+
+
+def test_quickstart_says_what_to_do_next(tmp_path, monkeypatch):
+    import sys
+    from pathlib import Path
+
+    from soilresp.quickstart import realdata_files
+
+    monkeypatch.chdir(tmp_path)
+    res = runner.invoke(app, ["quickstart"])
+    assert res.exit_code == 0, res.output
+    for cmd in ("soilresp demo --out soilresp-demo", "soilresp config --example > my.toml",
+                "soilresp config --check my.toml", "soilresp run my.toml", "soilresp report my.toml"):
+        assert cmd in res.output, cmd
+    assert "in data/: 0 of 5 files" in res.output and "soilresp fetch srdb" in res.output
+    assert "absent: data/srdb/srdb-data.csv" in res.output
+    for p in realdata_files(Path("data")):   # the fetched real data present, an extra missing
+        Path(p).parent.mkdir(parents=True, exist_ok=True)
+        Path(p).write_text("x")
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    res = runner.invoke(app, ["quickstart"])
+    assert res.exit_code == 0, res.output
+    assert "in data/: 5 of 5 files" in res.output and "absent:" not in res.output
+    assert "[report] MISSING (matplotlib)" in res.output and "[geotiff] installed" in res.output
+    assert "pip install 'soilresp[all]'" in res.output and "Traceback" not in res.output

@@ -220,3 +220,20 @@ def test_missing_columns_and_candidates():
         fit_biomes(tab.drop(columns="site_id"), _cfg(), seed=0, biomes=BIOMES3)
     with pytest.raises(KeyError, match="temperature candidates"):
         fit_biomes(tab, _cfg(temperature=["lst_day"]), seed=0, biomes=BIOMES3)
+
+
+def test_empty_biome_without_deployable_pooled_model_takes_the_mean_of_all_rows():
+    """A biome with no rows whose pooled model has no skill (the Rh example's temperate
+    deciduous needleleaf forest) gets the mean of all biomes' rows, not a crash."""
+    rng = np.random.default_rng(3)
+    tab = _table(n=(30, 30, 0), seed=3)
+    tab["rs"] = rng.lognormal(6.0, 0.3, len(tab))           # no relation to any predictor
+    res = fit_biomes(tab, _cfg(families=["nls"], moisture=["pr"], productivity=[]), seed=1, biomes=BIOMES3)
+    r3 = res.selected.set_index("biome").loc[3]
+    assert r3["fallback"].startswith("mean of all biomes' rows (0 < min_observations = 15")
+    assert "pooled model" in r3["fallback"] and r3["family"] == "mean"
+    assert r3["n"] == 0 and r3["n_fit"] == 60
+    m3 = res.models[3]
+    pred = m3.predict(pd.DataFrame({"tas": [-3.0, 25.0]}))
+    np.testing.assert_allclose(pred, tab["rs"].mean(), rtol=1e-9)
+    assert (res.skill[(res.skill.biome == 3) & res.skill.selected]["n"] == 0).all()

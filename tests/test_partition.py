@@ -218,6 +218,12 @@ def test_demo_partition_recovers_the_true_rh(small_demo):
     assert rec["checks"]["partition_rh_within_5pct_every_year"]
     s = json.loads((out / "run" / "partition" / "summary.json").read_text())
     assert s["available"] and s["consistency"]["n"] > 50
+    # the Rs interval and the ratio draws' Rs factors come from the uncertainty stage's files
+    assert s["rs_mc_mode"] and s["rs_mc_mode"] in s["rs_uncertainty"], s["rs_uncertainty"]
+    tot = pd.read_parquet(out / "run" / "partition" / "totals.parquet")
+    rs = tot[tot["route"] == "product"]
+    assert np.isfinite(rs[["lo_pg", "hi_pg"]].to_numpy()).all()
+    assert (rs["lo_pg"] < rs["total_pg"]).all() and (rs["total_pg"] < rs["hi_pg"]).all()
     truth = json.loads((out / "world" / "truth.json").read_text())["partition"]
     assert len(truth["rh_total_pg_per_yr"]) == len(part["true_pg"])
 
@@ -229,13 +235,21 @@ def test_direct_route_reads_an_rh_run_and_checks_its_target(tmp_path):
 
     run = tmp_path / "rh-out"
     tot = pd.DataFrame({"region": ["global"] * 3, "year": [2000, 2001, 2002],
-                        "total_pg": [50.0, 51.0, 52.0], "mc_lo": [45.0, 46, 47], "mc_hi": [56.0, 57, 58]})
+                        "total_pg": [50.0, 51.0, 52.0]})  # the product stage's contract: no interval
     io.write_table(run / "product" / "totals.parquet", tot, {})
     ds = xr.Dataset({"rs": (("year",), np.ones(3, np.float32))}, coords={"year": [2000, 2001, 2002]})
     io.write_zarr(run / "product" / "rs.zarr", apply_attrs(ds, target_info("Rh_annual")), {})
     ctx = SimpleNamespace(cfg=SimpleNamespace(resolve=lambda p: tmp_path / p))
     d = P._direct_totals(ctx, "rh-out", "Rh", [2000, 2001, 2002])
-    assert d["total_pg"].tolist() == [50.0, 51.0, 52.0] and d["hi_pg"].tolist() == [56.0, 57.0, 58.0]
+    assert d["total_pg"].tolist() == [50.0, 51.0, 52.0] and d["hi_pg"].isna().all()  # no uncertainty stage
+    # the interval is the uncertainty stage's, first mode of the file (as the report's summary)
+    rows = [dict(mode=m, region=r, year=y, mc_lo=lo + k, mc_hi=hi + k)
+            for m, lo, hi in (("site-bootstrap", 45.0, 56.0), ("paper", 30.0, 80.0))
+            for r in ("global", "tropical") for k, y in enumerate([2000, 2001, 2002])]
+    io.write_table(run / "uncertainty" / "mc_summary.parquet", pd.DataFrame(rows), {})
+    d = P._direct_totals(ctx, "rh-out", "Rh", [2000, 2001, 2002])
+    assert d["lo_pg"].tolist() == [45.0, 46.0, 47.0] and d["hi_pg"].tolist() == [56.0, 57.0, 58.0]
+    assert d.attrs["mode"] == "site-bootstrap"
     with pytest.raises(InputError, match="not Ra_annual"):
         P._direct_totals(ctx, "rh-out", "Ra", [2000, 2001, 2002])
     with pytest.raises(InputError, match=r"lacks years \[2003\]"):
@@ -251,6 +265,12 @@ def test_direct_route_reads_an_rh_run_and_checks_its_target(tmp_path):
     s = P.summarise(pd.DataFrame(rows), paired, None, [2000, 2001, 2002])
     assert s["routes_agree"] and s["direct_sum_over_rs"] == pytest.approx(np.mean([88 / 90, 90 / 91, 92 / 92]))
     assert s["routes"]["direct_Rh"]["ratio_trend_slope"] > 0
+    assert s["intervals_missing_total"] == [] and s["routes"]["ratio_Rh"]["interval_contains_total"]
+    # a direct run whose Monte Carlo interval misses its own total (real Rh example, issue 20) is flagged
+    bad = pd.DataFrame(rows).assign(lo_pg=lambda d: np.where(d["route"] == "direct", d["total_pg"] + 2, d["lo_pg"]))
+    s = P.summarise(bad, paired, None, [2000, 2001, 2002])
+    assert s["intervals_missing_total"] == ["direct_Ra", "direct_Rh"]
+    assert s["routes"]["ratio_Rh"]["interval_contains_total"]
 
 
 def test_paired_observations_from_a_mapped_user_table(tmp_path):
@@ -261,3 +281,46 @@ def test_paired_observations_from_a_mapped_user_table(tmp_path):
                       columns={"lat": "la", "lon": "lo", "year": "yr", "rs": "soil_resp"})
     d = P.paired_observations(cfg, tmp_path, YEARS)
     assert sorted(d["ratio"].round(4)) == sorted([round(350 / 600, 4), round(430 / 800, 4)])
+
+
+def test_rs_mc_scale_reads_the_uncertainty_stage_realisations(tmp_path):
+    """Ratio draws are scaled by Rs realisations of uncertainty/mc_totals.parquet (one mode)."""
+    from soilresp import io
+
+    years = [2000, 2001]
+    rows = [dict(mode=m, realisation=i, region=r, year=y, total_pg=base * f * (1 + 0.01 * k))
+            for m, base in (("site-bootstrap", 100.0), ("paper", 50.0))
+            for i, f in enumerate((0.9, 1.1, 1.2)) for r in ("global", "boreal")
+            for k, y in enumerate(years)]
+    assert P.rs_mc_scale(tmp_path, years, np.array([100.0, 101.0]), 4) is None  # stage not run
+    io.write_table(tmp_path / "uncertainty" / "mc_totals.parquet", pd.DataFrame(rows), {})
+    sc = P.rs_mc_scale(tmp_path, years, np.array([100.0, 101.0]), 4)
+    np.testing.assert_allclose(sc[:, 0], [0.9, 1.1, 1.2, 0.9])  # cycled over the 3 realisations
+    np.testing.assert_allclose(sc[:, 1], [0.9, 1.1, 1.2, 0.9])
+    sc = P.rs_mc_scale(tmp_path, years, np.array([50.0, 50.5]), 3, mode="paper")
+    np.testing.assert_allclose(sc[:, 0], [0.9, 1.1, 1.2])
+    assert P.rs_mc_scale(tmp_path, [2000, 2003], np.array([100.0, 100.0]), 3) is None  # years absent
+
+
+def test_report_literature_matches_the_docs_table():
+    """Every published Rh figure of the report's table is the one docs/partition.md §3 gives
+    for that study, with the same verification status."""
+    import re
+    from pathlib import Path
+
+    from soilresp.report.partition import LITERATURE
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "partition.md").read_text(encoding="utf-8")
+    sec = doc[doc.index("## 3. Literature"):doc.index("## 4.")]
+    rows = {}
+    for line in sec.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 7 and re.match(r"[A-Z][a-z]+ et al\. \d{4}$", cells[0]):
+            rows[cells[0]] = cells
+    assert len(rows) == len(LITERATURE) == 6
+    for lit in LITERATURE:
+        key = re.match(r"[A-Z][a-z]+ et al\. \d{4}", lit["study"]).group(0)
+        cells = rows[key]
+        num = lambda t: re.findall(r"\d+(?:\.\d+)?", t)  # noqa: E731
+        assert num(lit["rh_pg"])[0] == num(cells[4])[0], (key, lit["rh_pg"], cells[4])
+        assert ("not verified" in lit["checked"]) == ("not verified" in cells[6]), key

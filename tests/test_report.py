@@ -313,9 +313,11 @@ def test_find_config_prefers_the_config_that_made_the_outputs(small_demo):
 
     out = small_demo[0]
     decoy = out / "aaa-decoy.toml"  # sorts first; same output_dir, other model settings
-    decoy.write_text((out / "soilresp.toml").read_text().replace("cv_folds = 10", "cv_folds = 5"))
+    text = (out / "soilresp.toml").read_text()
+    assert "cv_folds = 5\n" in text
+    decoy.write_text(text.replace("cv_folds = 5\n", "cv_folds = 4\n"))
     try:
         path, cfg = find_config(out / "run")
     finally:
         decoy.unlink()
-    assert path is not None and path != decoy and cfg.models.cv_folds == 10
+    assert path is not None and path != decoy and cfg.models.cv_folds == 5

@@ -67,3 +67,15 @@ def test_write_world_files(tmp_path):
     doc = json.loads(p["truth_json"].read_text())
     assert doc["synthetic"] is True and set(doc["totals_pg_per_yr"]) == {"global", "tropical", "temperate", "boreal"}
     assert len(doc["true_models"]) == len(TRUE_MODELS)
+
+
+def test_world_land_uses_the_packaged_mask_not_global_land_mask(monkeypatch):
+    """The twin's land/sea comes from soilresp.landmask (global-land-mask costs ~940 MB of RAM
+    and is no core dependency); same answers: 3885 land cells of 2-degree centres, as
+    global_land_mask.globe.is_land gives on this grid."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "global_land_mask", None)  # any import of it now fails
+    g = Grid(2.0, -60, 84, -180, 180)
+    land = SyntheticWorld(g, seed=1).land(g.lat, g.lon)
+    assert land.shape == g.shape and int(land.sum()) == 3885

@@ -148,3 +148,93 @@ def test_modes_config():
         config_from_dict({"product": {"mc_mode": "jackknife"}})
     s = MCSettings.from_config(c.product, 1, resolution=0.5)
     assert s.mode == "covariance" and s.group_km == pytest.approx(55.66)
+
+
+def test_realisations_clamp_predictors_as_the_deployed_model():
+    """A realisation follows the central model's deployment rule: predictors clamped to the
+    training range (no exp() blow-up of a drawn or refitted Eq 2 beyond the sites' T)."""
+    from soilresp.product.uncertainty import PerturbedNLS, clamp_ranges, realisation_models
+
+    rng = np.random.default_rng(0)
+    n = 80
+    t = rng.uniform(0, 15, n)
+    tr = pd.DataFrame({"tas": t, "rs": 300 * np.exp(0.07 * t) * rng.lognormal(0, 0.1, n), "biome": 1,
+                       "site_id": [f"s{k}" for k in range(n)], "lat": rng.uniform(40, 50, n), "lon": rng.uniform(0, 10, n)})
+    est = NonlinearRs("eq1").fit(tr[["tas"]].to_numpy(), tr["rs"].to_numpy())
+    meta = {"predictor_range": "clamp", "training_range": {"tas": [float(t.min()), float(t.max())]}}
+    m = BiomeModel(1, "nls", ["tas"], est, meta)
+    lo, hi = clamp_ranges(m, ["tas"])
+    assert lo[0] == t.min() and hi[0] == t.max()
+    assert clamp_ranges(BiomeModel(1, "nls", ["tas"], est, dict(meta, predictor_range="allow")), ["tas"]) is None
+    hot = np.array([[t.max()], [t.max() + 20.0], [np.nan]])
+    for mode in ("paper", "site-bootstrap"):
+        s = MCSettings(n=3, mode=mode, seed=2, group_km=1.0)
+        for r in range(3):
+            ms, _ = realisation_models({1: m}, r, s, tr, None)
+            p = ms[1].predict(hot)
+            assert p[0] == pytest.approx(p[1]) and np.isnan(p[2]), (mode, p)
+    free = PerturbedNLS(1, "eq1", est.params_, ["tas"])
+    assert free.predict(hot)[1] > free.predict(hot)[0]
+
+
+def test_covariance_draws_hold_shape_bound_parameters_at_zero():
+    """A concave fit with e held at 0 by its shape constraint: draws keep e = 0 and the other
+    parameters follow their covariance conditional on it (Schur complement)."""
+    p = np.array([150.0, 0.06, -0.001, 0.5, 0.0])
+    sd = np.array([15.0, 0.004, 0.0002, 0.05, 0.01])
+    corr = np.eye(5)
+    corr[3, 4] = corr[4, 3] = 0.8
+    cov = corr * np.outer(sd, sd)
+    spec = covariance_spec(1, "eq3", p, cov, fixed=("e",))
+    assert spec.usable and not spec.singular and spec.identified
+    d = np.array([spec.draw(np.random.default_rng(i)) for i in range(4000)])
+    assert (d[:, 4] == 0).all()
+    assert np.std(d[:, 3]) == pytest.approx(0.05 * np.sqrt(1 - 0.8 ** 2), rel=0.06)
+
+
+def test_shape_constraint_at_zero_is_not_a_degenerate_fit():
+    """Data linear in M in the log: the concave fit holds e at 0 (the M^2 term drops out);
+    that fit stays eligible (at_bound_ False), says so, and the flag survives the model file."""
+    from soilresp.models.base import nls_from_dict
+
+    rng = np.random.default_rng(5)
+    T, M = rng.uniform(0, 25, 300), rng.uniform(0, 1, 300)
+    y = 100 * np.exp(0.07 * T - 0.001 * T * T) * np.exp(0.8 * M + 0.6 * M * M) * rng.lognormal(0, 0.05, 300)
+    m = NonlinearRs("eq3").fit(np.c_[T, M], y)
+    assert m.params_[4] == pytest.approx(0.0, abs=1e-5) and not m.at_bound_
+    assert m.shape_bound_ == ["e"] and "held at 0" in m.bound_reason_
+    back = nls_from_dict(m.to_dict())
+    assert back.shape_bound_ == ["e"] and not back.at_bound_
+
+
+def test_bootstrap_of_a_biome_mean_stays_the_biome_mean():
+    """A biome-mean fallback (Eq 1 with b = 0) is bootstrapped as a mean of its own biome's
+    resampled rows: not a free Eq 1 refit, and not the pooled rows of all biomes."""
+    from soilresp.models.nonlinear import constant_model
+    from soilresp.product.uncertainty import fallback_kind
+
+    rng = np.random.default_rng(1)
+    n = 40
+    tr = pd.DataFrame({"tas": np.r_[rng.uniform(0, 20, n), rng.uniform(0, 20, n)],
+                       "rs": np.r_[rng.normal(300, 30, n), rng.normal(1500, 30, n)],
+                       "biome": np.r_[np.full(n, 2), np.full(n, 7)],
+                       "site_id": [f"s{k}" for k in range(2 * n)]})
+    tr["rs"] = tr["rs"] * np.exp(0.05 * tr["tas"]) / np.exp(0.05 * 10)  # a T signal a free Eq 1 would fit
+    tr.loc[0, "tas"] = np.nan  # a mean model keeps rows whose predictor is missing
+    own = tr[tr.biome == 2]
+    m = BiomeModel(2, "nls", ["tas"], constant_model(own["rs"], own["tas"]),
+                   {"fallback": "biome mean (best candidate nls eq1 has location CV R2 -0.1 <= 0; ...)"})
+    assert fallback_kind(m) == "mean"
+    X, y, g = training_rows(m, tr)
+    assert len(y) == n
+    r = np.random.default_rng(4)
+    draws = []
+    for _ in range(200):
+        bm, ok = bootstrap_refit(m, X, y, g, r, "site")
+        assert ok and bm.params[1] == 0.0
+        draws.append(bm.params[0])
+    assert np.mean(draws) == pytest.approx(own["rs"].mean(), rel=0.02)
+    assert np.std(draws) == pytest.approx(own["rs"].std() / np.sqrt(n), rel=0.25)
+    pooled = BiomeModel(2, "nls", ["tas"], constant_model(tr["rs"], tr["tas"]),
+                        {"fallback": "mean of all biomes' rows (0 < 15; ...; no rows of its own)"})
+    assert fallback_kind(pooled) == "all-mean" and len(training_rows(pooled, tr)[1]) == 2 * n

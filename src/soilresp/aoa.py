@@ -31,10 +31,18 @@ import xarray as xr
 def importance_weights(estimator, X: np.ndarray, y: np.ndarray, *, seed: int = 0, n_repeats: int = 5) -> np.ndarray:
     """Permutation importance (:func:`sklearn.inspection.permutation_importance`, R2 drop) of
     each column of ``X`` for a fitted estimator, negatives set to 0, scaled to max 1; equal
-    weights when every importance is 0."""
+    weights when every importance is 0, or when fewer than 3 rows have finite inputs and a
+    finite prediction (a biome-mean model is fitted on rows whose predictors may be missing)."""
     from sklearn.inspection import permutation_importance
 
-    imp = permutation_importance(estimator, X, y, n_repeats=n_repeats, random_state=seed,
+    X = np.asarray(X, dtype=float)
+    y = np.asarray(y, dtype=float)
+    ok = np.isfinite(X).all(axis=1) & np.isfinite(y)
+    if ok.sum() >= 3:
+        ok[ok] = np.isfinite(np.asarray(estimator.predict(X[ok]), dtype=float))
+    if ok.sum() < 3:
+        return np.ones(X.shape[1])
+    imp = permutation_importance(estimator, X[ok], y[ok], n_repeats=n_repeats, random_state=seed,
                                  scoring="r2").importances_mean
     w = np.clip(np.nan_to_num(np.asarray(imp, dtype=float)), 0, None)
     return w / w.max() if w.max() > 0 else np.ones(X.shape[1])
@@ -64,6 +72,9 @@ def train_aoa(X: np.ndarray, weights: np.ndarray, folds: np.ndarray) -> dict:
     from scipy.spatial.distance import pdist
 
     X = np.asarray(X, dtype=float)
+    keep = np.isfinite(X).all(axis=1)
+    if 2 <= keep.sum() < X.shape[0]:  # rows with a missing predictor (biome-mean models) carry no position
+        X, folds = X[keep], np.asarray(folds)[keep]
     mean = X.mean(axis=0)
     sd = X.std(axis=0, ddof=1) if X.shape[0] > 1 else np.ones(X.shape[1])
     sd = np.where(sd > 0, sd, 1.0)

@@ -15,7 +15,6 @@ does for its carbon fluxes ("kg m-2 s-1", "expressed as carbon").
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 
 import numpy as np
 import xarray as xr
@@ -99,12 +98,27 @@ def per_year(units: str | None) -> str:
     return "yr-1" if u == "1" else f"{u} yr-1"
 
 
-@lru_cache(maxsize=1)
-def crs_wkt() -> str:
-    """WKT2 (2019) of WGS84 geographic lat/lon, EPSG:4326 (pyproj)."""
-    from pyproj import CRS
+#: WKT2 (2019) of EPSG:4326, WGS84 geographic lat/lon: ``pyproj.CRS.from_epsg(4326).to_wkt()``
+#: with PROJ 9.5's EPSG database, kept as data so the core install needs no pyproj and the
+#: stores' bytes do not follow the PROJ version (tests/test_extras.py: pyproj reads it back as
+#: EPSG:4326).
+WGS84_WKT2 = (
+    'GEOGCRS["WGS 84",ENSEMBLE["World Geodetic System 1984 ensemble",'
+    'MEMBER["World Geodetic System 1984 (Transit)"],MEMBER["World Geodetic System 1984 (G730)"],'
+    'MEMBER["World Geodetic System 1984 (G873)"],MEMBER["World Geodetic System 1984 (G1150)"],'
+    'MEMBER["World Geodetic System 1984 (G1674)"],MEMBER["World Geodetic System 1984 (G1762)"],'
+    'MEMBER["World Geodetic System 1984 (G2139)"],MEMBER["World Geodetic System 1984 (G2296)"],'
+    'ELLIPSOID["WGS 84",6378137,298.257223563,LENGTHUNIT["metre",1]],ENSEMBLEACCURACY[2.0]],'
+    'PRIMEM["Greenwich",0,ANGLEUNIT["degree",0.0174532925199433]],CS[ellipsoidal,2],'
+    'AXIS["geodetic latitude (Lat)",north,ORDER[1],ANGLEUNIT["degree",0.0174532925199433]],'
+    'AXIS["geodetic longitude (Lon)",east,ORDER[2],ANGLEUNIT["degree",0.0174532925199433]],'
+    'USAGE[SCOPE["Horizontal component of 3D system."],AREA["World."],BBOX[-90,-180,90,180]],'
+    'ID["EPSG",4326]]')
 
-    return CRS.from_epsg(4326).to_wkt()
+
+def crs_wkt() -> str:
+    """WKT2 (2019) of WGS84 geographic lat/lon, EPSG:4326 (:data:`WGS84_WKT2`)."""
+    return WGS84_WKT2
 
 
 def geo_transform(lat: np.ndarray, lon: np.ndarray) -> tuple[float, ...]:

@@ -14,6 +14,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape  # messages hold [brackets]: soilresp[geotiff], [field] path
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -34,10 +35,10 @@ def _errors():
     try:
         yield
     except SoilrespError as e:
-        err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2)
     except OSError as e:   # disk full, read-only or missing folder, permissions: one line, every command
-        err.print(f"[bold red]error:[/] {_os_error_text(e)}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(_os_error_text(e))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2)
     except KeyboardInterrupt:
         err.print("[bold red]interrupted[/]: finished outputs are kept; rerun to resume")
@@ -386,6 +387,15 @@ def config_cmd(
         console.print(f"[green]{check} is valid")
         return
     raise typer.BadParameter("give --example or --check FILE")
+
+
+@app.command()
+def quickstart(data: Path = typer.Option(Path("data"), "--data", help="Folder `soilresp fetch` puts the real data in.")):
+    """New here? What is installed, which input data are present, and the next commands to type."""
+    from soilresp.quickstart import report
+
+    for line in report(data):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -281,8 +281,11 @@ class ModelsConfig(_Section):
         "median T within q10_range), 'monotone' (also d ln Rs/dT >= 0 over the training T), 'free'")
     q10_range: tuple[float, float] = Field((1.0, 6.0), description="plausible Q10 of the Eq 1-4 fits")
     predictor_range: Literal["clamp", "allow"] = Field(
-        "clamp", description="'clamp': every predictor is clamped to its training range before "
-        "prediction (all families); 'allow': extrapolate")
+        "clamp", description="'clamp': every predictor is clamped to its training range (widened by "
+        "predictor_margin) before prediction (all families); 'allow': extrapolate")
+    predictor_margin: float = Field(0.1, ge=0, le=1, description="'clamp' widens each training range by "
+                                    "this fraction of its span on both sides: the bounded Eq 1-4 "
+                                    "responses follow a warming edge a little way instead of flattening")
     min_cv_r2: float = Field(0.0, description="a biome model whose CV R2 (select_by) is <= this is "
                              "not deployed: the pooled model, or the biome mean, takes its place")
     select_from: list[Literal["nls", "rf", "svr", "ann", "qrf"]] | None = Field(
@@ -350,8 +353,9 @@ class ProductConfig(_Section):
                                       "one grid cell (resolution x 111.32 km)")
     mc_structural_tolerance: float = Field(0.02, ge=0, description="structural mode: models whose CV "
                                            "score is within this of the biome's best")
-    mc_structural_score: str = Field("site_cv_r2", description="structural mode: the column of "
-                                     "models/skill.parquet that ranks the models (higher is better)")
+    mc_structural_score: str | None = Field(None, description="structural mode: the column of "
+                                            "models/skill.parquet that ranks the models (higher is "
+                                            "better); unset = the R2 of [models] select_by (loc_cv_r2)")
     region_temperature: str = "tas"
     region_bounds: tuple[float, float] = Field(
         (2.0, 17.0), description="boreal < low <= temperate <= high < tropical, degC"
@@ -593,7 +597,7 @@ mc_min_per_stratum = 30
 mc_batch = 50                    # realisations per dask task
 # mc_group_km = 55.66            # site-bootstrap location groups (unset: one grid cell)
 mc_structural_tolerance = 0.02   # structural: models within 0.02 of the best CV score
-mc_structural_score = "site_cv_r2"
+# mc_structural_score = "loc_cv_r2"  # unset: the R2 column of [models] select_by
 
 [trends]                         # method step 6
 alpha = 0.05

@@ -50,9 +50,8 @@ select_from = ["nls"]
 temperature = ["tas", "lst_day", "lst_night"]
 moisture = ["sm", "et_pet", "pr"]
 productivity = ["gpp", "evi", "ndvi"]
-cv_folds = 10
+cv_folds = {cv_folds}
 inner_folds = 3
-select_by = "random"
 min_observations = 15
 n_jobs = 2
 
@@ -65,7 +64,7 @@ bootstrap = 1000
 
 
 def demo_config_text(resolution: float, seed: int, years=(2000, 2014), mc: int = 500,
-                     scheduler: str = "threads") -> str:
+                     scheduler: str = "threads", cv_folds: int = 10) -> str:
     from soilresp.synthetic import ANNUAL_VARS, MONTHLY_VARS
 
     src = []
@@ -76,7 +75,7 @@ def demo_config_text(resolution: float, seed: int, years=(2000, 2014), mc: int =
         src.append(f'[[drivers.sources]]\nvariable = "{v}"\npath = "world/drivers/{v}.nc"\n'
                    f'frequency = "annual"\n')
     return DEMO_TOML.format(seed=seed, y0=years[0], y1=years[1], resolution=resolution,
-                            sources="\n".join(src), mc=mc, scheduler=scheduler)
+                            sources="\n".join(src), mc=mc, scheduler=scheduler, cv_folds=cv_folds)
 
 
 def recovery_report(run_dir: Path, world_dir: Path) -> dict:
@@ -251,9 +250,10 @@ def _box_attribution(run_dir: Path, truth: dict) -> dict:
 
 def run_demo(out: Path, *, resolution: float = 1.0, seed: int = 42, mc_samples: int = 500,
              scheduler: str = "threads", progress: Progress | None = None,
-             on_stage=None, world_kind: str = "hard") -> dict:
+             on_stage=None, world_kind: str = "hard", cv_folds: int = 10) -> dict:
     """Write the world below ``out/world``, run every stage into ``out/run``, compare.
-    ``world_kind``: "hard" (default; :func:`soilresp.synthetic.write_world`) or "easy"."""
+    ``world_kind``: "hard" (default; :func:`soilresp.synthetic.write_world`) or "easy";
+    ``cv_folds``: outer CV folds of the models stage (the test suite uses 5 to save time)."""
     from soilresp.synthetic import write_world
 
     out = Path(out)
@@ -268,7 +268,8 @@ def run_demo(out: Path, *, resolution: float = 1.0, seed: int = 42, mc_samples: 
         if on_stage:
             on_stage("synthetic world", "ran")
     cfg_path = out / "soilresp.toml"
-    io.write_text_atomic(cfg_path, demo_config_text(resolution, seed, mc=mc_samples, scheduler=scheduler))
+    io.write_text_atomic(cfg_path, demo_config_text(resolution, seed, mc=mc_samples, scheduler=scheduler,
+                                                        cv_folds=cv_folds))
     cfg = load_config(cfg_path)
     ctx = Context(cfg, progress or (lambda *a: None))
     with compute_context(cfg.run.scheduler, cfg.run.workers):

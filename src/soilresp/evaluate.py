@@ -142,8 +142,10 @@ def evaluate(cfg, observations: Path, *, fmt: str | None = None, out_dir: Path |
     """``soilresp evaluate``: scores of the run of ``cfg`` on ``observations``; writes the
     files of the module docstring and returns their paths and the all-biome scores."""
     from soilresp.config import BIOMES
+    from soilresp.extras import require
     from soilresp.models import load_biome_models
 
+    require("matplotlib", "report", "soilresp evaluate (its figure)")   # before any work
     observations = Path(observations)
     models = load_biome_models(cfg.output_dir / "models", BIOMES)
     tab = observation_rows(cfg, observations, fmt)

@@ -79,7 +79,9 @@ def is_land(lat, lon) -> np.ndarray:
 
 def build_1km(dest: str | Path) -> Path:
     """Write ``land_1km_blocks.npz`` from ``global-land-mask`` (needs it and ~2 GB of RAM)."""
-    from global_land_mask import globe
+    from soilresp.extras import require
+
+    globe = require("global_land_mask.globe", "test", "rebuilding the packaged land mask")
 
     ocean = globe._mask  # True = ocean, rows north to south
     ny, nx = ocean.shape[0] // _BLOCK, ocean.shape[1] // _BLOCK

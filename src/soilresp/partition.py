@@ -44,6 +44,7 @@ Outputs, ``partition/``:
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -303,11 +304,33 @@ def _direct_totals(ctx, run: str, flux: str, years) -> pd.DataFrame | None:
     if missing:
         raise input_error(p, f"the {flux} run lacks years {missing} of this run (config key '{key}')")
     g = g.loc[list(years)]
-    lo = g["mc_lo"] if "mc_lo" in g else np.nan
-    hi = g["mc_hi"] if "mc_hi" in g else np.nan
-    return pd.DataFrame({"year": g.index.astype(int), "total_pg": g["total_pg"].to_numpy(float),
-                         "lo_pg": np.asarray(lo, float) * np.ones(len(g)),
-                         "hi_pg": np.asarray(hi, float) * np.ones(len(g))})
+    iv, mode = mc_interval(folder, years)
+    out = pd.DataFrame({"year": g.index.astype(int), "total_pg": g["total_pg"].to_numpy(float),
+                        "lo_pg": iv["mc_lo"].to_numpy(float), "hi_pg": iv["mc_hi"].to_numpy(float)})
+    out.attrs["mode"] = mode
+    return out
+
+
+def mc_interval(run_dir, years) -> tuple[pd.DataFrame, str]:
+    """Global 95 % Monte Carlo interval per year (``mc_lo``, ``mc_hi``, Pg C yr-1) of a run's
+    uncertainty stage (``uncertainty/mc_summary.parquet``) and the mode it comes from: the
+    first mode of the file, as the report's summary (NaN and ``""`` when the stage did not run).
+    The product's ``totals.parquet`` carries no interval: the uncertainty stage writes only
+    below ``uncertainty/``."""
+    from soilresp import io
+
+    years = [int(y) for y in years]
+    nan = pd.DataFrame({"mc_lo": np.nan, "mc_hi": np.nan}, index=pd.Index(years, name="year"))
+    p = Path(run_dir) / "uncertainty" / "mc_summary.parquet"
+    if not io.is_complete(p):
+        return nan, ""
+    sm = io.read_table(p)
+    if sm.empty or not {"mode", "region", "year", "mc_lo", "mc_hi"} <= set(sm.columns):
+        return nan, ""
+    mode = str(sm["mode"].iloc[0])
+    g = sm[(sm["mode"] == mode) & (sm["region"] == "global")].set_index("year")
+    g.index = g.index.astype(int)
+    return g[["mc_lo", "mc_hi"]].reindex(years).astype(float), mode
 
 
 def _unavailable(ctx, reason: str) -> None:
@@ -320,8 +343,9 @@ def _unavailable(ctx, reason: str) -> None:
 
 def run(ctx) -> None:
     """The partition stage (module docstring): reads the field file, ``sites``' drivers via
-    the driver cube, ``biomes.zarr``, ``product/rs.zarr`` and ``totals.parquet`` (and
-    ``mc_totals.parquet`` when present); writes ``partition/``."""
+    the driver cube, ``biomes.zarr``, ``product/rs.zarr`` and ``totals.parquet`` (and the
+    uncertainty stage's ``mc_totals.parquet`` / ``mc_summary.parquet`` when present, of this
+    run and of the direct runs); writes ``partition/``."""
     from soilresp import field, io
     from soilresp.drivers import extract_at_sites
     from soilresp.targets import target_info
@@ -382,7 +406,8 @@ def run(ctx) -> None:
     years = [int(y) for y in rs["year"].values]
     rs_tot = io.read_table(ctx.path("product", "totals.parquet"))
     rs_tot = rs_tot[rs_tot["region"] == "global"].set_index("year").loc[years]
-    scale = _rs_mc_scale(ctx, years, rs_tot["total_pg"].to_numpy(float), pc.bootstrap)
+    rs_iv, rs_mode = mc_interval(ctx.out, years)
+    scale = rs_mc_scale(ctx.out, years, rs_tot["total_pg"].to_numpy(float), pc.bootstrap, rs_mode)
     rows = []
 
     def add(route, flux, tot, lo=None, hi=None, rs_pg=None):
@@ -393,9 +418,8 @@ def run(ctx) -> None:
                          "hi_pg": np.nan if hi is None else float(hi[k]),
                          "rs_pg": float(rs_pg[k]), "ratio": float(tot[k] / rs_pg[k])})
 
-    rs_lo = rs_tot["mc_lo"].to_numpy(float) if "mc_lo" in rs_tot else None
-    rs_hi = rs_tot["mc_hi"].to_numpy(float) if "mc_hi" in rs_tot else None
-    add("product", "Rs", rs_tot["total_pg"].to_numpy(float), rs_lo, rs_hi)
+    add("product", "Rs", rs_tot["total_pg"].to_numpy(float), rs_iv["mc_lo"].to_numpy(float),
+        rs_iv["mc_hi"].to_numpy(float))
     central = sums["ratio"][0]
     boot = sums["ratio"][1:] * (scale if scale is not None else 1.0)
     lo, hi = ((np.percentile(boot, 2.5, axis=0), np.percentile(boot, 97.5, axis=0))
@@ -423,24 +447,34 @@ def run(ctx) -> None:
     summ.update({"available": True, "n_paired": int(len(paired)),
                  "n_paired_sites": int(paired["site_id"].nunique()),
                  "n_paired_with_ra": int(paired["ra"].notna().sum()),
-                 "rs_uncertainty": "Monte Carlo totals (uniform factor per realisation)" if scale is not None
+                 "rs_uncertainty": (f"Monte Carlo totals of the uncertainty stage, mode {rs_mode} "
+                                    f"(uniform factor per realisation)") if scale is not None
                  else "none (uncertainty stage not run): ratio-model bootstrap only",
+                 "rs_mc_mode": rs_mode if scale is not None else "",
+                 "direct_mc_mode": {f: d.attrs.get("mode", "") for f, d in direct.items()},
                  "bl2004_refit": _loglog_refit(paired), "provenance": prov})
     io.write_json(ctx.path("partition", "summary.json"), summ)
 
 
-def _rs_mc_scale(ctx, years, central, n) -> np.ndarray | None:
-    """(n, year) factors mc_total / central total of the Rs Monte Carlo, cycled to n draws."""
+def rs_mc_scale(run_dir, years, central, n, mode: str = "") -> np.ndarray | None:
+    """(n, year) factors mc_total / central total of the Rs Monte Carlo realisations of
+    ``mode`` (default: the first in the file) in ``uncertainty/mc_totals.parquet``, cycled to
+    ``n`` draws; None when the uncertainty stage did not run or has no realisation."""
     from soilresp import io
 
-    p = ctx.path("product", "mc_totals.parquet")
+    p = Path(run_dir) / "uncertainty" / "mc_totals.parquet"
     if n == 0 or not io.is_complete(p):
         return None
     mc = io.read_table(p)
-    mc = mc[mc["region"] == "global"].pivot(index="realisation", columns="year", values="total_pg")
-    mc = mc[years].to_numpy(float)
-    if mc.size == 0:
+    if mc.empty:
         return None
+    if "mode" in mc:
+        mc = mc[mc["mode"] == (mode or str(mc["mode"].iloc[0]))]
+    mc = mc[mc["region"] == "global"].pivot(index="realisation", columns="year", values="total_pg")
+    if mc.empty or not set(years) <= set(int(y) for y in mc.columns):
+        return None
+    mc.columns = mc.columns.astype(int)
+    mc = mc[list(years)].to_numpy(float)
     return mc[np.arange(n) % mc.shape[0]] / central[None]
 
 
@@ -477,6 +511,11 @@ def summarise(totals, paired, models, years, boot_ratio=None) -> dict:
                "mean_lo_pg": float(g["lo_pg"].mean()), "mean_hi_pg": float(g["hi_pg"].mean()),
                "mean_ratio": float(g["ratio"].mean()),
                **{f"ratio_trend_{k}": v for k, v in tr.items()}}
+        iv = g[["lo_pg", "hi_pg"]].notna().all(axis=1)
+        if iv.any():  # an interval that misses its own central total is not an interval of it
+            gi = g[iv]
+            rec["interval_contains_total"] = bool(((gi["lo_pg"] <= gi["total_pg"])
+                                                   & (gi["total_pg"] <= gi["hi_pg"])).all())
         if route == "ratio" and flux == "Rh" and boot_ratio is not None and len(years) >= 3:
             from soilresp.stats import sens_slope
 
@@ -484,7 +523,9 @@ def summarise(totals, paired, models, years, boot_ratio=None) -> dict:
             rec["ratio_trend_boot_lo"] = float(np.nanpercentile(s, 2.5))
             rec["ratio_trend_boot_hi"] = float(np.nanpercentile(s, 97.5))
         routes[f"{route}_{flux}"] = rec
-    out = {"routes": routes, "consistency": consistency(paired)}
+    out = {"routes": routes, "consistency": consistency(paired),
+           "intervals_missing_total": sorted(k for k, r in routes.items()
+                                             if r.get("interval_contains_total") is False)}
     r, d = routes.get("ratio_Rh"), routes.get("direct_Rh")
     if r and d and all(np.isfinite([r["mean_lo_pg"], r["mean_hi_pg"]])):
         dlo, dhi = d["mean_lo_pg"], d["mean_hi_pg"]

@@ -103,8 +103,8 @@ def input_files(cfg: Config, stage: str) -> list[Path]:
     if stage == "field" and cfg.field.path is not None:
         return [cfg.resolve(cfg.field.path)]
     if stage == "partition":  # the field file (paired Rh records) and the direct-route runs
-        runs = [cfg.resolve(r) / "product" / "totals.parquet"
-                for r in (cfg.partition.rh_run, cfg.partition.ra_run) if r is not None]
+        runs = [cfg.resolve(r) / sub for r in (cfg.partition.rh_run, cfg.partition.ra_run) if r is not None
+                for sub in ("product/totals.parquet", "uncertainty/mc_summary.parquet")]
         return ([cfg.resolve(cfg.field.path)] if cfg.field.path is not None else []) + runs
     if stage == "drivers":
         import glob

@@ -214,10 +214,10 @@ class SyntheticWorld:
 
     # -------------------------------------------------------------- one block of the world
     def land(self, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-        from global_land_mask import globe
+        from soilresp.landmask import is_land  # packaged 1 km GLOBE mask, same answers
 
         la, lo = np.meshgrid(lat, lon, indexing="ij")
-        return globe.is_land(la, lo)
+        return is_land(la, lo)
 
     def block(self, lat: np.ndarray, lon: np.ndarray) -> dict[str, np.ndarray]:
         """All annual fields on a block of cell centres (1-D ``lat``, ``lon`` in degrees).

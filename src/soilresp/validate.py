@@ -162,6 +162,62 @@ def _check_output_dir(cfg: Config) -> list[str]:
     return []
 
 
+def _extra_problem(key: str, module: str, extra: str) -> list[str]:
+    from soilresp.extras import has
+
+    return [] if has(module) else [f"{key} needs {module}: pip install 'soilresp[{extra}]'"]
+
+
+def _source_format(fmt: str, path) -> str:
+    if fmt != "auto":
+        return fmt
+    from soilresp.drivers.readers import _SUFFIX_FORMAT
+
+    return _SUFFIX_FORMAT.get(Path(str(path)).suffix.lower(), "")
+
+
+def _check_driver_extras(cfg: Config) -> list[str]:
+    out = []
+    for i, s in enumerate(cfg.drivers.sources):
+        key = f"'drivers.sources[{i}]' ({s.variable}, {s.path})"
+        fmt = _source_format(getattr(s, "format", "auto"), s.path)
+        if fmt == "geotiff":
+            out += _extra_problem(key, "rioxarray", "geotiff") or _extra_problem(key, "rasterio", "geotiff")
+        elif fmt == "modis":
+            out += _extra_problem(key, "pyhdf", "modis") or _extra_problem(key, "pyproj", "modis")
+    return out
+
+
+def _check_biome_extras(cfg: Config) -> list[str]:
+    b, out = cfg.biomes, []
+    for key, value in (("biomes.path", b.path), ("biomes.land_cover", b.land_cover),
+                       ("biomes.climate_zones", b.climate_zones)):
+        if value is not None and _source_format("auto", value) == "geotiff":
+            k = f"'{key}' = {str(value)!r} (GeoTIFF)"
+            out += _extra_problem(k, "rioxarray", "geotiff") or _extra_problem(k, "rasterio", "geotiff")
+    return out
+
+
+def _check_model_extras(cfg: Config) -> list[str]:
+    ml = [f for f in cfg.models.families if f != "nls"]
+    key = f"'models.families' = {list(cfg.models.families)}"
+    out = _extra_problem(key, "skops", "ml") if ml else []
+    if "qrf" in ml:
+        out += _extra_problem(key, "quantile_forest", "ml")
+    return [p + ' (or families = ["nls"])' for p in out]
+
+
+def _check_scheduler_extra(cfg: Config) -> list[str]:
+    if cfg.run.scheduler in ("threads", "synchronous"):
+        return []
+    return _extra_problem(f"'run.scheduler' = {cfg.run.scheduler!r}", "distributed", "cluster")
+
+
+def _check_report_extra(cfg: Config) -> list[str]:
+    return [p + " (or run the other stages: --stage NAME, repeatable)"
+            for p in _extra_problem("the report stage", "matplotlib", "report")]
+
+
 # (check, stages that need it); None = every run
 CHECKS = [
     (_check_output_dir, None),
@@ -175,6 +231,12 @@ CHECKS = [
     (_check_field_path, ("field",)),
     (_check_driver_paths, ("drivers",)),
     (_check_biome_paths, ("biomes",)),
+    # optional dependencies (soilresp.extras): a missing extra fails here, not hours later
+    (_check_driver_extras, ("drivers",)),
+    (_check_biome_extras, ("biomes",)),
+    (_check_model_extras, ("models",)),
+    (_check_scheduler_extra, None),
+    (_check_report_extra, ("report",)),
 ]
 
 

@@ -90,7 +90,9 @@ def check_not_vrt(path: Path | str, allow_vrt: bool = False) -> None:
 def gdal_driver(path: Path | str, allow_vrt: bool = False) -> str:
     """The GDAL driver that opens ``path``, trying only :data:`ALLOWED_GDAL_DRIVERS` (plus VRT
     when allowed) one at a time, so GDAL never picks another format by sniffing the content."""
-    import rasterio
+    from soilresp.extras import require
+
+    rasterio = require("rasterio", "geotiff", f"reading GeoTIFF {path}")
     from rasterio.errors import RasterioIOError
 
     with rasterio.Env() as env:

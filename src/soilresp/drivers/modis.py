@@ -294,11 +294,12 @@ _TRANSFORMERS = threading.local()  # one pyproj Transformer per thread and CRS (
 
 
 def _lonlat_xy(lat: np.ndarray, lon: np.ndarray, crs=MODIS_SPHERE):
-    from pyproj import Transformer
-
     cache = _TRANSFORMERS.__dict__.setdefault("by_crs", {})
     tr = cache.get(crs)
     if tr is None:
+        from soilresp.extras import require
+
+        Transformer = require("pyproj", "modis", "reprojecting MODIS sinusoidal tiles").Transformer
         tr = cache[crs] = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
     lo, la = np.meshgrid(lon, lat)
     x, y = tr.transform(lo, la)

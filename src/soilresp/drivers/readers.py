@@ -210,9 +210,10 @@ def open_geotiff(paths: list[Path], name: str | None, chunk: int = 256,
                  grid: Grid | None = None, allow_vrt: bool = False) -> xr.DataArray:
     """GeoTIFF / COG band 1 (or the band named ``name`` in its description), masked and
     scaled. Several files: one time step each, dated from the file name."""
-    import rioxarray  # noqa: F401  (registers .rio)
-
     from soilresp.drivers.checks import check_not_vrt, gdal_driver
+    from soilresp.extras import require
+
+    rioxarray = require("rioxarray", "geotiff", f"reading GeoTIFF {paths[0]}")  # registers .rio
 
     arrays, times = [], []
     for p in paths:

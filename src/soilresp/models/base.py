@@ -94,15 +94,28 @@ class BiomeModel:
             raise ValueError(f"biome {self.biome} model reads {self.predictors}; got {X.shape[1]} columns")
         return X, np.isfinite(X).all(axis=1)
 
-    def clamp(self, X: np.ndarray) -> np.ndarray:
-        """Each predictor clipped to its training range (``meta['training_range']``) when
-        ``meta['predictor_range'] == 'clamp'``; ``X`` unchanged otherwise (docs/models.md)."""
+    def clamp_bounds(self, predictors=None, fill: dict | None = None):
+        """(lo, hi) arrays that :meth:`clamp` clips ``predictors`` (default: the model's) to:
+        the training range (``meta['training_range']``, else ``fill[name]``, else unbounded)
+        widened by ``meta['predictor_margin']`` x its span on both sides; None when
+        ``meta['predictor_range'] != 'clamp'`` (docs/models.md, "Prediction range")."""
         rng = self.meta.get("training_range")
         if self.meta.get("predictor_range") != "clamp" or not rng:
-            return X
-        lo = np.array([rng[v][0] if v in rng else -np.inf for v in self.predictors], dtype=np.float64)
-        hi = np.array([rng[v][1] if v in rng else np.inf for v in self.predictors], dtype=np.float64)
-        return np.clip(X, lo, hi)  # NaN stays NaN
+            return None
+        fill = fill or {}
+        m = float(self.meta.get("predictor_margin", 0.0))
+        lo, hi = [], []
+        for v in self.predictors if predictors is None else predictors:
+            a, b = rng.get(v) or fill.get(v) or (-np.inf, np.inf)
+            w = m * (b - a) if np.isfinite(a) and np.isfinite(b) else 0.0
+            lo.append(a - w), hi.append(b + w)
+        return np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
+
+    def clamp(self, X: np.ndarray) -> np.ndarray:
+        """Each predictor clipped to :meth:`clamp_bounds`; ``X`` unchanged when the model does
+        not clamp (docs/models.md)."""
+        b = self.clamp_bounds()
+        return X if b is None else np.clip(X, *b)  # NaN stays NaN
 
     def predict(self, X) -> np.ndarray:
         """Rs (g C m-2 yr-1) per row; NaN where any input is missing. Predictors are clamped to
@@ -204,6 +217,7 @@ def nls_from_dict(doc: dict, path: Path | str = "<model>") -> NonlinearRs:
     m.bound_reason_ = str(doc.get("bound_reason", ""))
     m.n_obs_ = int(doc.get("n_obs", 0))
     m.at_bound_ = bool(doc.get("at_bound", False))
+    m.shape_bound_ = [str(v) for v in doc.get("shape_bound", []) if str(v) in FORMS[form]]
     m.n_features_in_ = N_INPUTS[form]
     return m
 
@@ -219,8 +233,9 @@ def save_biome_model(models_dir: Path, model: BiomeModel) -> Path:
     if model.family == "nls":
         doc.update(model.estimator.to_dict())
     else:
-        import skops.io as sio
+        from soilresp.extras import require
 
+        sio = require("skops.io", "ml", f"saving the {model.family} model of biome {model.biome}")
         blob = sio.dumps(model.estimator)
         io.write_bytes_atomic(spath, blob)
         doc["estimator_file"] = spath.name
@@ -324,7 +339,9 @@ def _schema_types(path: Path, blob: bytes) -> list[tuple[str, str]]:
 
 def _skops_load(path: Path, blob: bytes):
     """Rebuild an estimator only if every node of the file is in :data:`TRUSTED_NODES`."""
-    import skops.io as sio
+    from soilresp.extras import require
+
+    sio = require("skops.io", "ml", f"loading the model file {path}")
 
     types = _schema_types(path, blob)
     bad = sorted({f"{t} ({loader})" for loader, t in types if (loader, t) not in TRUSTED_NODES})

@@ -151,14 +151,16 @@ def fit_predict(family: str, form: str | None, Xtr, ytr, gtr, Xte, *, seed: int,
     """
     from soilresp.models import ml
     from soilresp.models.nonlinear import FitError, NonlinearRs
+    from soilresp.models.warns import fitting
 
-    if family == "nls":
-        try:
-            return NonlinearRs(form, **(nls_kw or {})).fit(Xtr, ytr).predict(Xte)
-        except FitError:
-            return np.full(len(Xte), np.nan)
-    return ml.fit_search(family, Xtr, ytr, seed=seed, inner_folds=inner_folds, groups=gtr,
-                         grid=grid).predict(Xte)
+    with fitting(family):   # its warnings are counted under the family (soilresp.models.warns)
+        if family == "nls":
+            try:
+                return NonlinearRs(form, **(nls_kw or {})).fit(Xtr, ytr).predict(Xte)
+            except FitError:
+                return np.full(len(Xte), np.nan)
+        return ml.fit_search(family, Xtr, ytr, seed=seed, inner_folds=inner_folds, groups=gtr,
+                             grid=grid).predict(Xte)
 
 
 def oof_predict(family: str, form: str | None, X: np.ndarray, y: np.ndarray, groups: np.ndarray, *,

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 import platform
 from dataclasses import dataclass, field
 from typing import Callable
@@ -43,6 +44,7 @@ from soilresp.models.cv import KM_PER_DEG, PREFIX, SCHEMES, candidate_rows, fold
 from soilresp.models.cv import scheme_groups
 from soilresp.models.nonlinear import FORMS, FitError, NonlinearRs, constant_model, effective_q10
 from soilresp.models.selection import _score, nls_forms, stepwise_predictors
+from soilresp.models.warns import fitting
 
 SKILL_COLUMNS = (["biome", "biome_name", "family", "form", "predictors", "n", "n_sites"]
                  + [PREFIX[k] + m for k in SCHEMES for m in ("r2", "rmse", "bias")]
@@ -122,6 +124,8 @@ class FitResult:
     parameters: pd.DataFrame    # table S4
     steps: pd.DataFrame         # Eq 5 candidates
     pooled_skill: pd.DataFrame = field(default_factory=pd.DataFrame)  # the pooled model on all its rows
+    #: fitting warnings counted per (label, category), label "fit biome NN name, family"
+    warnings: dict = field(default_factory=dict)
 
 
 def _nls_kw(cfg: ModelsConfig) -> dict:
@@ -153,10 +157,12 @@ def fit_biome(df: pd.DataFrame, biome: int, cfg: ModelsConfig, cand: dict[str, l
         groups = scheme_groups(df, location_km=cfg.location_km or 0.0, block_deg=cfg.block_deg)
     pos = np.arange(len(df))
     dfp = df.reset_index(drop=True)
-    preds, steps = stepwise_predictors(dfp, biome=biome, nls_kw=nls_kw, **cand)
+    with fitting("nls (Eq 5 choice)"):
+        preds, steps = stepwise_predictors(dfp, biome=biome, nls_kw=nls_kw, **cand)
 
     def choose(train):
-        return stepwise_predictors(train, biome=biome, nls_kw=nls_kw, **cand)[0]
+        with fitting("nls (Eq 5 choice)"):
+            return stepwise_predictors(train, biome=biome, nls_kw=nls_kw, **cand)[0]
 
     specs: list[tuple[str, str]] = []
     for fam in cfg.families:
@@ -184,8 +190,9 @@ def fit_biome(df: pd.DataFrame, biome: int, cfg: ModelsConfig, cand: dict[str, l
         if fam != "nls" and fam != "mean" and y.size < 2 * cfg.inner_folds + 2:  # too few rows to tune
             cands.append(c)
             continue
-        c.final, c.tuned = _final_fit(fam, form, X, y, None if gsel is None else gsel[rows], cfg, seed,
-                                      grids.get(fam), nls_kw)
+        with fitting(fam):
+            c.final, c.tuned = _final_fit(fam, form, X, y, None if gsel is None else gsel[rows], cfg, seed,
+                                          grids.get(fam), nls_kw)
         cands.append(c)
     if on_family:
         on_family("final")
@@ -223,15 +230,20 @@ def _mean_oof(df: pd.DataFrame, scheme: str, groups, folds: int, seed: int) -> n
     return out
 
 
-def _fit_task(sub, code, cfg, cand, seed, grids, groups=None, on_family=None) -> tuple[int, "BiomeFit | str"]:
-    """:func:`fit_biome` with one BLAS thread (tiny matrices); a failure comes back as its message."""
+def _fit_task(sub, code, cfg, cand, seed, grids, groups=None, on_family=None) -> tuple[int, "BiomeFit | str", dict]:
+    """:func:`fit_biome` with one BLAS thread (tiny matrices); a failure comes back as its message.
+    Also returns the fitting warnings it raised, ``{(family, category): n}``
+    (:func:`soilresp.models.warns.count_warnings`): in a joblib worker nobody else sees them."""
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(1):
+    from soilresp.models.warns import count_warnings
+
+    with threadpool_limits(1), count_warnings() as counts:
         try:
-            return code, fit_biome(sub, code, cfg, cand, seed=seed, groups=groups, grids=grids, on_family=on_family)
+            fit = fit_biome(sub, code, cfg, cand, seed=seed, groups=groups, grids=grids, on_family=on_family)
         except FitError as e:
-            return code, str(e)
+            fit = str(e)
+    return code, fit, dict(counts)
 
 
 def _final_fit(fam, form, X, y, g, cfg, seed, grid, nls_kw):
@@ -334,7 +346,9 @@ def _model(code: int, fit: BiomeFit, chosen: int, *, fallback: str, n_rows: int,
            "skill": {k: (None if isinstance(skill[k], float) and not np.isfinite(skill[k]) else skill[k])
                      for k in skill_keys},
            "predictor_range": cfg.predictor_range,
-           "training_range": {v: [float(c.X[:, j].min()), float(c.X[:, j].max())] for j, v in enumerate(c.cols)},
+           "predictor_margin": cfg.predictor_margin,
+           "training_range": {v: [float(np.nanmin(c.X[:, j])), float(np.nanmax(c.X[:, j]))]
+                              for j, v in enumerate(c.cols) if np.isfinite(c.X[:, j]).any()},
            "aoa": aoa,
            **meta}
     if family != "nls":
@@ -396,12 +410,19 @@ def fit_biomes(table: pd.DataFrame, cfg: ModelsConfig, *, seed: int, progress=No
     subs = {code: table[table["biome"] == code] for code in sorted(biomes)}
     todo = [code for code in sorted(biomes) if len(subs[code]) >= cfg.min_observations]
     fits: dict[int, BiomeFit | str] = {}
+    counted: Counter = Counter()
+
+    def tally(label: str, w: dict) -> None:
+        for (fam, cat), n in w.items():
+            counted[(f"{label}, {fam}" if fam else label, cat)] += n
+
     if cfg.n_jobs == 1:
         for code in todo:
             done = []
             progress(labels[code], 0, nstep)
-            _, fits[code] = _fit_task(subs[code], code, cfg, cand, seed, grids, gsub(subs[code].index),
-                                      lambda f, c=code: (done.append(f), progress(labels[c], len(done), nstep)))
+            _, fits[code], w = _fit_task(subs[code], code, cfg, cand, seed, grids, gsub(subs[code].index),
+                                         lambda f, c=code: (done.append(f), progress(labels[c], len(done), nstep)))
+            tally(labels[code], w)
     else:
         from joblib import Parallel, delayed
 
@@ -409,8 +430,9 @@ def fit_biomes(table: pd.DataFrame, cfg: ModelsConfig, *, seed: int, progress=No
             progress(labels[code], 0, nstep)
         jobs = Parallel(n_jobs=cfg.n_jobs, return_as="generator_unordered")(
             delayed(_fit_task)(subs[code], code, cfg, cand, seed, grids, gsub(subs[code].index)) for code in todo)
-        for code, fit in jobs:
+        for code, fit, w in jobs:
             fits[code] = fit
+            tally(labels[code], w)
             progress(labels[code], nstep, nstep)
     pooled: BiomeFit | None = None
 
@@ -419,7 +441,8 @@ def fit_biomes(table: pd.DataFrame, cfg: ModelsConfig, *, seed: int, progress=No
         if pooled is None:
             progress("fit pooled model", 0, 1)
             ptab = table[table["biome"].isin(list(biomes))]
-            _, pooled = _fit_task(ptab, 0, cfg, cand, seed, grids, gsub(ptab.index))
+            _, pooled, w = _fit_task(ptab, 0, cfg, cand, seed, grids, gsub(ptab.index))
+            tally("fit pooled model", w)
             if isinstance(pooled, str):
                 raise FitError(f"pooled model: {pooled}")
             progress("fit pooled model", 1, 1)
@@ -451,11 +474,17 @@ def fit_biomes(table: pd.DataFrame, cfg: ModelsConfig, *, seed: int, progress=No
                 why = (f"pooled model's {cfg.select_by} CV R2 on this biome's rows {pr2:.3g} <= {cfg.min_cv_r2:g}"
                        if pfit.chosen >= 0 and not pfit.refused else f"pooled model not deployable: {pfit.refused}")
                 fallback = f"biome mean ({reason}; {why})"
+                ys = sub["rs"].to_numpy(float)
                 if own is not None:
                     src, chosen, rows = own, own.mean, None
-                else:
+                elif (np.isfinite(ys) & (ys > 0)).any():
                     src = _mean_only_fit(sub, code, pfit.predictors["T"], gsub(sub.index), cfg, seed)
                     chosen, rows = 0, None
+                else:  # no row of its own: the mean of all biomes' rows, scored on none
+                    allm = table[table["biome"].isin(list(biomes))]
+                    src = _mean_only_fit(allm, code, pfit.predictors["T"], gsub(allm.index), cfg, seed)
+                    chosen, rows = 0, sub.index
+                    fallback = f"mean of all biomes' rows ({reason}; {why}; no rows of its own)"
         srows = _skill_rows(code, src, rows, fallback, chosen)
         if src is not own and own is not None:   # the biome's own candidates, for the record
             srows = _skill_rows(code, own, None, "", -1) + srows
@@ -494,7 +523,7 @@ def fit_biomes(table: pd.DataFrame, cfg: ModelsConfig, *, seed: int, progress=No
     return FitResult(models, pd.DataFrame(selected), pd.DataFrame(skill, columns=SKILL_COLUMNS),
                      pd.DataFrame(params, columns=["biome", "biome_name", "family", "form", "selected", "role",
                                                    "predictor", "param", "value", "stderr", "text"]),
-                     pd.DataFrame(steps), pooled_skill)
+                     pd.DataFrame(steps), pooled_skill, dict(counted))
 
 
 def select_biome(df: pd.DataFrame, biome: int, *, temperature: list[str], moisture: list[str],

@@ -28,12 +28,10 @@ hyper-parameters and seed. The grids are small on purpose: nested CV refits them
 
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 from sklearn.compose import TransformedTargetRegressor
 from sklearn.ensemble import RandomForestRegressor
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV, GroupKFold, KFold
 from sklearn.neural_network import MLPRegressor
 from sklearn.pipeline import Pipeline
@@ -56,7 +54,10 @@ def make_estimator(family: str, seed: int):
     if family == "rf":
         return RandomForestRegressor(n_estimators=50, random_state=seed, n_jobs=1)
     if family == "qrf":
-        from quantile_forest import RandomForestQuantileRegressor
+        from soilresp.extras import require
+
+        RandomForestQuantileRegressor = require("quantile_forest", "ml",
+                                                "the qrf family").RandomForestQuantileRegressor
 
         # half-samples and >= 5 per leaf: intervals near nominal (tests/test_models_ml.py)
         return RandomForestQuantileRegressor(n_estimators=50, default_quantiles="mean", max_samples_leaf=None,
@@ -93,9 +94,9 @@ def fit_search(family: str, X: np.ndarray, y: np.ndarray, *, seed: int, inner_fo
     from threadpoolctl import threadpool_limits
 
     search = make_search(family, seed, inner_splitter(inner_folds, seed, groups, y.size), grid)
-    with warnings.catch_warnings(), threadpool_limits(1):  # tiny matrices: BLAS threads only contend
-        # lbfgs stopping at max_iter is expected on some grid points; CV judges the result
-        warnings.simplefilter("ignore", ConvergenceWarning)
+    with threadpool_limits(1):  # tiny matrices: BLAS threads only contend
+        # lbfgs stopping at max_iter is expected on some grid points; CV judges the result and
+        # the models stage counts the ConvergenceWarnings per biome and family (models.warns)
         search.fit(X, y, groups=groups)
     return search
 

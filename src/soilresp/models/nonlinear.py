@@ -15,7 +15,8 @@ and T is taken about an anchor temperature, so the problem is well conditioned a
 bound is a box bound; reported parameters are in the original units. The response is
 physically bounded by default (``t_response="concave"``: c <= 0, e <= 0, f >= 0, Q10 at the
 median training T within 1-6); see :class:`NonlinearRs`. A fit with a parameter on a bound
-sets ``at_bound_`` and says why in ``bound_reason_``. The temperature sensitivity of every
+sets ``at_bound_`` (not eligible for selection) and says why in ``bound_reason_``; c, e or f
+held at 0 by the shape constraint is not degenerate (the term drops out). The temperature sensitivity of every
 form is :func:`effective_q10` (exp(10 d ln Rs / dT), which depends on T for Eq 2-4).
 """
 
@@ -140,7 +141,10 @@ class NonlinearRs(RegressorMixin, BaseEstimator):
     stderr_ : ndarray, standard errors.
     x_ref_ : ndarray, median of each input over the fitted rows (T degC, M, P).
     q10_ : float, effective Q10 = exp(10 d ln Rs / dT) at ``x_ref_`` (:func:`effective_q10`).
-    at_bound_ : bool, some parameter sits on a bound; ``bound_reason_`` says which.
+    at_bound_ : bool, a parameter sits on a bound that makes the fit degenerate (a, the Q10
+        range, the box limits); ``bound_reason_`` says which. A shape constraint holding c, e
+        or f at 0 (the term drops out: a nested simpler form) is listed in ``shape_bound_``
+        and ``bound_reason_`` but is not degenerate.
     train_min_, train_max_ : ndarray, range of each input over the fitted rows.
     """
 
@@ -245,10 +249,18 @@ class NonlinearRs(RegressorMixin, BaseEstimator):
         tol = 1e-6 * np.maximum(1.0, np.abs(np.where(np.isfinite(lb), lb, 0)))
         on = [k for k in range(npar) if (np.isfinite(lb[k]) and abs(q[k] - lb[k]) <= tol[k])
               or (np.isfinite(ub[k]) and abs(q[k] - ub[k]) <= 1e-6 * max(1.0, abs(ub[k])))]
-        self.at_bound_ = bool(on)
+        # c = 0, e = 0 (concavity) and f = 0 binding: the term drops out, leaving a simpler
+        # nested form; the constrained optimum is a valid model. Any other bound (a, Q10,
+        # the box limits of c, d, e) is a degenerate optimum.
+        zero = {2, 4, 5} if self.t_response != "free" else set()
+        shape = [k for k in on if k in zero and abs(q[k]) <= 1e-6]
+        hard = [k for k in on if k not in shape]
+        self.at_bound_ = bool(hard)
+        self.shape_bound_ = [FORMS[self.form][k] for k in shape]
         self.bound_reason_ = "; ".join(
-            f"{_BOUND_NAMES[k]} at its {'lower' if abs(q[k] - lb[k]) <= tol[k] else 'upper'} bound"
-            + (f" (Q10 {np.exp(10 * q[1]):.3g} at {r:.3g} degC)" if k == 1 else "") for k in on)
+            [f"{_BOUND_NAMES[k]} at its {'lower' if abs(q[k] - lb[k]) <= tol[k] else 'upper'} bound"
+             + (f" (Q10 {np.exp(10 * q[1]):.3g} at {r:.3g} degC)" if k == 1 else "") for k in hard]
+            + [f"{_BOUND_NAMES[k]} held at 0 by the shape constraint (term drops out)" for k in shape])
         self.n_features_in_ = X.shape[1]
         return self
 
@@ -266,7 +278,8 @@ class NonlinearRs(RegressorMixin, BaseEstimator):
                 "cov": self.cov_.tolist(), "q10": self.q10_, "n_obs": self.n_obs_,
                 "x_ref": np.asarray(getattr(self, "x_ref_", []), dtype=float).tolist(),
                 "t_response": self.t_response, "q10_range": [float(v) for v in self.q10_range],
-                "at_bound": self.at_bound_, "bound_reason": getattr(self, "bound_reason_", "")}
+                "at_bound": self.at_bound_, "bound_reason": getattr(self, "bound_reason_", ""),
+                "shape_bound": list(getattr(self, "shape_bound_", []))}
 
 
 def constant_model(y, T) -> NonlinearRs:

@@ -24,6 +24,7 @@ from soilresp.errors import input_error
 from soilresp.models.base import save_biome_model
 from soilresp.models.cv import KM_PER_DEG
 from soilresp.models.fit import fit_biomes
+from soilresp.models.warns import TALLIED
 
 
 def _driver_units(ctx) -> dict:
@@ -35,7 +36,7 @@ def _driver_units(ctx) -> dict:
 
 
 #: Warnings of the numerical fits that are tallied instead of printed one by one.
-_TALLIED = ("ConvergenceWarning", "OptimizeWarning", "RuntimeWarning", "FitFailedWarning")
+_TALLIED = TALLIED
 
 
 @contextlib.contextmanager
@@ -44,7 +45,9 @@ def tally_warnings(progress):
     ``OptimizeWarning``, numpy overflow ``RuntimeWarning``) per biome and family instead of
     printing hundreds of lines. Yields ``(progress, counts)``: the wrapped progress callback
     (its last label names the biome being fitted) and a Counter of (label, category).
-    Warnings raised in worker processes (``[models] n_jobs`` > 1) are counted by nobody."""
+    The fits themselves count their warnings per family where they run, in this process or
+    in a joblib worker (``[models] n_jobs`` > 1): :func:`soilresp.models.warns.count_warnings`,
+    returned in ``FitResult.warnings`` and added to the Counter by :func:`run`."""
     counts: Counter = Counter()
     current = ["models"]
 
@@ -95,6 +98,7 @@ def run(ctx) -> None:
                              units=_driver_units(ctx), biomes=BIOMES,
                              meta={"provenance": ctx.prov("models")},
                              cell_km=ctx.cfg.grid.resolution * KM_PER_DEG)
+        counts.update(res.warnings)   # counted inside the fits (worker processes included)
     except KeyError as e:
         raise input_error(src, str(e.args[0])) from None
     for line in warning_lines(counts):

@@ -157,7 +157,7 @@ def _layer_to_cog(da: xr.DataArray, dest: Path) -> Path:
     table and the class names as band tags (``class_<code>``). Continuous layers: float,
     nodata NaN, AVERAGE overviews (GDAL's COG default, CUBIC, overshoots)."""
     import rasterio
-    import rioxarray  # noqa: F401  (registers .rio)
+    import rioxarray  # noqa: F401  (registers .rio; to_cog checked the [geotiff] extra)
 
     classes = _classes(da.attrs)
     da = da.isel(lat=slice(None, None, -1))  # north up
@@ -204,7 +204,12 @@ def _layer_to_cog(da: xr.DataArray, dest: Path) -> Path:
 
 
 def to_cog(src: Path, dest_dir: Path, variables: list[str] | None = None, progress=None) -> list[Path]:
-    """One COG per variable and year of the grid ``src`` in ``dest_dir``; returns the paths."""
+    """One COG per variable and year of the grid ``src`` in ``dest_dir``; returns the paths.
+    Needs the ``[geotiff]`` extra (rioxarray, rasterio)."""
+    from soilresp.extras import require
+
+    for mod in ("rioxarray", "rasterio"):
+        require(mod, "geotiff", "COG export")
     ds = _open(src)
     names = variables or list(ds.data_vars)
     bad = [v for v in names if v not in ds]

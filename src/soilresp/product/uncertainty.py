@@ -58,7 +58,7 @@ import pandas as pd
 import xarray as xr
 
 from soilresp.models.base import BiomeModel
-from soilresp.models.nonlinear import FORMS, N_INPUTS, FitError, NonlinearRs, predict_form
+from soilresp.models.nonlinear import FORMS, N_INPUTS, FitError, NonlinearRs, constant_model, predict_form
 
 REGIONS = ("global", "tropical", "temperate", "boreal")
 _REGION_INDEX = {3: 1, 2: 2, 1: 3}  # region code -> column in REGIONS
@@ -102,7 +102,7 @@ class MCSettings:
     eps_tolerance: float = 0.10
     group_km: float = 0.0
     structural_tolerance: float = 0.02
-    structural_score: str = "site_cv_r2"
+    structural_score: str = "loc_cv_r2"
 
     def __post_init__(self):
         object.__setattr__(self, "mode", _ALIASES.get(self.mode, self.mode))
@@ -118,36 +118,82 @@ class MCSettings:
             raise ValueError("mc settings: group_km >= 0, structural_tolerance >= 0")
 
     @classmethod
-    def from_config(cls, pc, seed: int, mode: str | None = None, resolution: float = 0.5) -> "MCSettings":
+    def from_config(cls, pc, seed: int, mode: str | None = None, resolution: float = 0.5,
+                    select_by: str = "location") -> "MCSettings":
         """Settings of ``mode`` (default: the first of ``pc.mc_mode``). ``mc_group_km`` unset:
-        one grid cell (``resolution`` x 111.32 km), the distance of the CV's location groups."""
+        one grid cell (``resolution`` x 111.32 km), the distance of the CV's location groups;
+        ``mc_structural_score`` unset: the R2 column of the CV scheme ``select_by``."""
+        from soilresp.models.cv import PREFIX
+
         km = pc.mc_group_km if pc.mc_group_km is not None else resolution * 111.32
+        score = pc.mc_structural_score or PREFIX[select_by] + "r2"
         return cls(n=pc.mc_samples, mode=mode or normalise_modes(pc.mc_mode)[0], param_cv=pc.param_cv,
                    qualitative=pc.mc_qualitative, bootstrap_unit=pc.mc_bootstrap_unit,
                    sample_pixels=pc.mc_sample_pixels, min_per_stratum=pc.mc_min_per_stratum,
                    batch=pc.mc_batch, seed=seed, eps_tolerance=pc.mc_eps_tolerance, group_km=km,
                    structural_tolerance=pc.mc_structural_tolerance,
-                   structural_score=pc.mc_structural_score)
+                   structural_score=score)
 
 
 # ---------------------------------------------------------------- realisation models
 class PerturbedNLS:
-    """An Eq 1-4 model with drawn parameters (and possibly drawn predictors)."""
+    """An Eq 1-4 model with drawn parameters (and possibly drawn predictors). ``ranges``
+    ((lo, hi) arrays per predictor) clamps the inputs as the deployed model does
+    (``[models] predictor_range``): a realisation follows the same deployment rule as the
+    central estimate, or its draws extrapolate where the central model does not."""
 
     family = "nls"
 
-    def __init__(self, biome: int, form: str, params, predictors):
+    def __init__(self, biome: int, form: str, params, predictors, ranges=None):
         self.biome, self.form = biome, form
         self.params = np.asarray(params, dtype=float)
         self.predictors = list(predictors)
+        self.ranges = ranges
 
     def predict(self, X) -> np.ndarray:
         X = np.asarray(X, dtype=np.float64)
+        if self.ranges is not None:
+            X = np.clip(X, *self.ranges)  # NaN stays NaN
         ok = np.isfinite(X).all(axis=1)
         out = np.full(X.shape[0], np.nan)
         if ok.any():
             out[ok] = predict_form(self.form, self.params, *(X[ok, i] for i in range(X.shape[1])))
         return out
+
+
+def clamp_ranges(model: BiomeModel, predictors, training: pd.DataFrame | None = None):
+    """(lo, hi) arrays clamping ``predictors`` as ``model`` clamps its own
+    (:meth:`BiomeModel.clamp_bounds`), or None when the model does not clamp. A predictor
+    outside the model's recorded training range (a drawn Eq 5 alternative) gets the range of
+    the rows the model is fitted on, or no bound without a training table."""
+    if model.clamp_bounds() is None:
+        return None
+    fill = {}
+    rng = model.meta.get("training_range") or {}
+    new = [v for v in predictors if v not in rng]
+    if new and training is not None:
+        pooled = fallback_kind(model) in ("pooled", "all-mean")
+        sub = training[training["biome"] > 0] if pooled else training[training["biome"] == model.biome]
+        for v in new:
+            col = sub[v].to_numpy(float) if v in sub else np.array([np.nan])
+            ok = col[np.isfinite(col)]
+            if ok.size:
+                fill[v] = (float(ok.min()), float(ok.max()))
+    return model.clamp_bounds(predictors, fill)
+
+
+def fallback_kind(model: BiomeModel) -> str:
+    """How the model was deployed (``meta['fallback']``, docs/models.md §6): ``""`` (its own
+    fit), ``"pooled"`` (the pooled model of all biomes), ``"mean"`` (the biome mean) or
+    ``"all-mean"`` (the mean of all biomes' rows)."""
+    fb = str(model.meta.get("fallback") or "")
+    if not fb:
+        return ""
+    if fb.startswith("biome mean"):
+        return "mean"
+    if fb.startswith("mean of all biomes"):
+        return "all-mean"
+    return "pooled"
 
 
 def training_rows(model: BiomeModel, training: pd.DataFrame, predictors=None, group_km: float | None = None):
@@ -159,10 +205,12 @@ def training_rows(model: BiomeModel, training: pd.DataFrame, predictors=None, gr
     missing = [c for c in preds + ["rs", "biome"] if c not in training]
     if missing:
         raise KeyError(f"training table lacks column(s) {missing}")
-    pooled = bool(model.meta.get("fallback"))
+    pooled = fallback_kind(model) in ("pooled", "all-mean")
     sub = training[training["biome"] > 0] if pooled else training[training["biome"] == model.biome]
     extra = [c for c in ("site_id", "lat", "lon") if c in sub]
-    sub = sub[preds + ["rs"] + extra].dropna(subset=preds + ["rs"])
+    # a mean model needs only Rs (its predictor may be missing where Rs was measured)
+    need = ["rs"] if fallback_kind(model) in ("mean", "all-mean") else preds + ["rs"]
+    sub = sub[preds + ["rs"] + extra].dropna(subset=need)
     if group_km is not None:
         if not {"lat", "lon"} <= set(sub.columns):
             raise KeyError("training table lacks column(s) ['lat', 'lon'] (site-bootstrap location groups)")
@@ -211,13 +259,23 @@ class CovarianceSpec:
                 "log_scale": ",".join(n for n, lg in zip(FORMS[self.form], self.log) if lg)}
 
 
-def covariance_spec(code: int, form: str, params, cov) -> CovarianceSpec:
-    """The :class:`CovarianceSpec` of a fit (``params`` and ``cov`` in original units)."""
+def covariance_spec(code: int, form: str, params, cov, fixed=()) -> CovarianceSpec:
+    """The :class:`CovarianceSpec` of a fit (``params`` and ``cov`` in original units).
+    ``fixed``: names of parameters held at 0 by a shape constraint (``shape_bound_``); they
+    stay at 0 and the others are drawn from their covariance conditional on them (Schur
+    complement), so no draw leaves the constrained, concave response."""
     from soilresp.models.nonlinear import _bounds
 
     p = np.asarray(params, dtype=float)
     c = np.asarray(cov, dtype=float)
     k = p.size
+    fx = np.array([n in set(fixed) for n in FORMS[form]][:k], dtype=bool)
+    if fx.any() and c.shape == (k, k) and np.isfinite(c).all():
+        fr = ~fx
+        css = c[np.ix_(fx, fx)]
+        cond = c[np.ix_(fr, fr)] - c[np.ix_(fr, fx)] @ np.linalg.pinv(css) @ c[np.ix_(fx, fr)]
+        c = np.zeros_like(c)
+        c[np.ix_(fr, fr)] = cond
     log = (_bounds(form, "free", (1.0, 6.0))[0][:k] > 0) & (p > 0)  # strictly positive parameters (a)
     if c.shape != (k, k) or not np.isfinite(c).all():
         return CovarianceSpec(code, form, p, np.zeros((k, k)), np.zeros(k, bool), False, True, False,
@@ -227,19 +285,23 @@ def covariance_spec(code: int, form: str, params, cov) -> CovarianceSpec:
     ct = 0.5 * (ct + ct.T)
     w, v = np.linalg.eigh(ct)
     w = np.clip(w, 0.0, None)
-    # singularity and conditioning on the scale-free correlation matrix
-    st = np.sqrt(np.diag(ct))
+    # singularity and conditioning on the scale-free correlation matrix of the drawn parameters
+    fr = ~fx
+    kf = int(fr.sum())
+    ctf = ct[np.ix_(fr, fr)]
+    st = np.sqrt(np.diag(ctf))
     if np.all(st > 0):
-        wc = np.clip(np.linalg.eigvalsh(ct / np.outer(st, st)), 0.0, None)
+        wc = np.clip(np.linalg.eigvalsh(ctf / np.outer(st, st)), 0.0, None)
         singular = bool(wc.min() <= 1e-10 * wc.max())
         cond = float(wc.max() / wc.min()) if wc.min() > 0 else float("inf")
     else:
         singular, cond = True, float("inf")
-    sd = np.sqrt(np.clip(np.diag(c), 0, None))
+    cf, pf = c[np.ix_(fr, fr)], p[fr]
+    sd = np.sqrt(np.clip(np.diag(cf), 0, None))
     with np.errstate(divide="ignore", invalid="ignore"):
-        corr = c / np.outer(sd, sd)
-        rel = np.where(p != 0, sd / np.abs(p), np.inf)
-    off = np.abs(corr[~np.eye(k, dtype=bool)]) if k > 1 else np.zeros(1)
+        corr = cf / np.outer(sd, sd)
+        rel = np.where(pf != 0, sd / np.abs(pf), np.inf)
+    off = np.abs(corr[~np.eye(kf, dtype=bool)]) if kf > 1 else np.zeros(1)
     max_corr = float(np.nanmax(off)) if off.size else 0.0
     max_rel = float(np.nanmax(rel))
     identified = (not singular) and max_corr <= 0.99 and max_rel <= 1.0
@@ -256,7 +318,8 @@ def covariance_specs(models: dict[int, BiomeModel]) -> dict[int, CovarianceSpec]
     for code, m in sorted(models.items()):
         if m.family != "nls":
             continue
-        sp = covariance_spec(code, m.form, m.params, getattr(m.estimator, "cov_", None))
+        sp = covariance_spec(code, m.form, m.params, getattr(m.estimator, "cov_", None),
+                             getattr(m.estimator, "shape_bound_", ()))
         out[code] = sp
         if not sp.usable:
             warnings.warn(f"biome {code}: the fit's covariance is not finite; the covariance mode "
@@ -311,14 +374,16 @@ def structural_candidates(models: dict[int, BiomeModel], skill: pd.DataFrame, tr
                 base = BiomeModel(code, "nls", preds, NonlinearRs(key[1]), dict(m.meta))
                 try:
                     X, y, _ = training_rows(base, training, preds)
-                    fit = NonlinearRs(key[1]).fit(X, y)
+                    fit = _nls_like(m, key[1]).fit(X, y)
                 except (FitError, ValueError, KeyError) as e:
                     row["reason"] = f"refit failed: {e}"
                 else:
                     if fit.at_bound_:
                         row["reason"] = "refit ends on a parameter bound"
                     else:
-                        cands[code].append(BiomeModel(code, "nls", preds, fit, dict(m.meta)))
+                        meta = dict(m.meta, training_range={v: [float(X[:, j].min()), float(X[:, j].max())]
+                                                            for j, v in enumerate(preds)})
+                        cands[code].append(BiomeModel(code, "nls", preds, fit, meta))
                         row["used"], row["reason"] = True, "refitted on the biome's rows"
             rows.append(row)
     return cands, pd.DataFrame(rows)
@@ -367,6 +432,8 @@ def bootstrap_refit(model: BiomeModel, X, y, groups, rng, unit: str = "site", tr
     from sklearn.base import clone
 
     n = y.size
+    if n == 0:
+        return model, False
     if unit == "site":
         codes, uniq = pd.factorize(groups)
         order = np.argsort(codes, kind="stable")
@@ -378,15 +445,30 @@ def bootstrap_refit(model: BiomeModel, X, y, groups, rng, unit: str = "site", tr
             idx = np.concatenate([members[k] for k in pick])
         else:
             idx = rng.integers(0, n, n)
-        est = _seed_estimator(clone(model.estimator), rng)
         try:
-            est.fit(X[idx], y[idx])
+            if fallback_kind(model) in ("mean", "all-mean"):  # a mean stays a mean (Eq 1, b = 0)
+                est = constant_model(y[idx], X[idx, 0])
+            else:
+                est = _seed_estimator(clone(model.estimator), rng)
+                est.fit(X[idx], y[idx])
         except (FitError, ValueError, np.linalg.LinAlgError, FloatingPointError):
             continue
         if getattr(est, "at_bound_", False):
             continue  # a degenerate optimum on a parameter bound is not a model (as in _refit)
-        return BiomeModel(model.biome, model.family, model.predictors, est, {}), True
+        keep = {k: model.meta[k] for k in ("predictor_range", "predictor_margin", "training_range") if k in model.meta}
+        return BiomeModel(model.biome, model.family, model.predictors, est, keep), True  # clamps as the model
     return model, False
+
+
+def _nls_like(m: BiomeModel, form: str) -> NonlinearRs:
+    """An unfitted Eq 1-4 estimator of ``form`` with the deployed fit's bounds
+    (``t_response``, ``q10_range``); the defaults for a machine-learning or mean model (a mean
+    is stored as an unconstrained Eq 1 with b = 0)."""
+    if m.family == "nls" and isinstance(m.estimator, NonlinearRs) and fallback_kind(m) not in ("mean", "all-mean"):
+        from sklearn.base import clone
+
+        return clone(m.estimator).set_params(form=form)
+    return NonlinearRs(form)
 
 
 def _refit(m: BiomeModel, training: pd.DataFrame, preds) -> np.ndarray | None:
@@ -394,7 +476,7 @@ def _refit(m: BiomeModel, training: pd.DataFrame, preds) -> np.ndarray | None:
     fails or ends on a parameter bound (a degenerate optimum is not a candidate model)."""
     try:
         X, y, _ = training_rows(m, training, preds)
-        fit = NonlinearRs(m.form).fit(X, y)
+        fit = _nls_like(m, m.form).fit(X, y)
     except (FitError, ValueError, KeyError):
         return None
     return None if fit.at_bound_ else fit.params_
@@ -448,7 +530,7 @@ def realisation_models(models: dict[int, BiomeModel], r: int, s: MCSettings,
             continue
         spec = extra.get("covariance", {}).get(code) if s.mode == "covariance" else None
         if s.mode == "covariance" and spec is not None and spec.usable:
-            out[code] = PerturbedNLS(code, m.form, spec.draw(rng), m.predictors)
+            out[code] = PerturbedNLS(code, m.form, spec.draw(rng), m.predictors, clamp_ranges(m, m.predictors))
         elif s.mode == "paper" and m.family == "nls":
             preds = _draw_predictors(m, steps, rng, s.qualitative, available, s.eps_tolerance) \
                 if training is not None else list(m.predictors)
@@ -462,7 +544,7 @@ def realisation_models(models: dict[int, BiomeModel], r: int, s: MCSettings,
                 else:
                     base = cache[key]
             p = base + rng.normal(size=base.size) * np.abs(s.param_cv * base)
-            out[code] = PerturbedNLS(code, m.form, p, preds)
+            out[code] = PerturbedNLS(code, m.form, p, preds, clamp_ranges(m, preds, training))
         else:
             if training is None:
                 raise ValueError(f"biome {code}: the {s.mode!r} Monte Carlo of a {m.family!r} model "
@@ -851,7 +933,8 @@ def run(ctx) -> None:
     all_tot, all_summ, all_tr, all_ts, diags = [], [], [], [], []
     settings = {}
     for mode in modes:
-        s = MCSettings.from_config(pc, ctx.cfg.run.seed, mode=mode, resolution=ctx.cfg.grid.resolution)
+        s = MCSettings.from_config(pc, ctx.cfg.run.seed, mode=mode, resolution=ctx.cfg.grid.resolution,
+                                   select_by=ctx.cfg.models.select_by)
         settings[mode] = dict(s.__dict__)
         extra: dict = {}
         if mode == "covariance":

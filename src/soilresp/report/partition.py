@@ -20,18 +20,25 @@ import pandas as pd
 from soilresp.report._common import RS_UNITS, MissingOutput, display, draw_map, grid, panel, panels, plt, save_figure, table
 from soilresp.targets import TargetInfo, relabel
 
-#: Published global Rh estimates (Pg C yr-1); sources and caveats in docs/partition.md.
+#: Published global Rh estimates (Pg C yr-1), the same rows and figures as docs/partition.md §3
+#: (which says where each figure is and how it was checked); ``checked``: against what.
 LITERATURE = [
+    {"study": "Ciais et al. 2021, Natl. Sci. Rev. 8:nwaa145", "period": "2000s",
+     "method": "bottom-up carbon budgets, NEE decomposed", "rh_pg": "39 (IQR 33-46)", "rs_pg": "",
+     "checked": "abstract"},
+    {"study": "Konings et al. 2019, Biogeosciences 16:2269", "period": "",
+     "method": "top-down: inversion NEP, SIF GPP, CARDAMOM CUE", "rh_pg": "43.6 ± 19.3", "rs_pg": "",
+     "checked": "abstract"},
+    {"study": "Lei et al. 2021, Nat. Commun. (doi:10.1038/s41467-020-20616-z)", "period": "1987-2016",
+     "method": "SRDB Rs regression x Bond-Lamberty 2004 relation", "rh_pg": "49.4", "rs_pg": "86.7",
+     "checked": "authors' code output; paper not verified"},
+    {"study": "Jian et al. 2022 (as quoted in issue 20)", "period": "", "method": "",
+     "rh_pg": "~46-50", "rs_pg": "", "checked": "not verified"},
     {"study": "Hashimoto et al. 2015, Biogeosciences 12:4121", "period": "1965-2012",
-     "method": "climate-driven model calibrated on SRDB", "rh_pg": "51", "rs_pg": "91"},
-    {"study": "Konings et al. 2019, Biogeosciences 16:2269", "period": "2010-2015 (approx.)",
-     "method": "top-down: inversion NEP, SIF GPP, CARDAMOM CUE", "rh_pg": "43.6 ± 19.3", "rs_pg": ""},
+     "method": "climate-driven model calibrated on SRDB", "rh_pg": "51", "rs_pg": "91",
+     "checked": "not verified"},
     {"study": "Tang et al. 2020, Earth Syst. Sci. Data 12:1037", "period": "1980-2016",
-     "method": "random forest on SRDB", "rh_pg": "57.2 ± 0.6", "rs_pg": ""},
-    {"study": "Lei et al. 2021 (as cited in issue 20)", "period": "", "method": "SRDB upscaling",
-     "rh_pg": "~50", "rs_pg": ""},
-    {"study": "Jian et al. 2022 (as cited in issue 20)", "period": "", "method": "SRDB-based products",
-     "rh_pg": "~46-50", "rs_pg": ""},
+     "method": "random forest on SRDB", "rh_pg": "57.2 ± 0.6", "rs_pg": "", "checked": "abstract"},
 ]
 
 
@@ -130,7 +137,8 @@ def table_ratio_models(run_dir: Path) -> pd.DataFrame:
 
 
 def table_literature(run_dir: Path) -> pd.DataFrame:
-    """This run's global Rh beside published estimates (docs/partition.md gives the sources).
+    """This run's global Rh beside published estimates (docs/partition.md §3 gives the sources,
+    where in each paper the figure is, and which figures could not be verified).
     Reads ``partition/summary.json``."""
     lit = pd.DataFrame(LITERATURE)
     p = Path(run_dir) / "partition" / "summary.json"
@@ -141,9 +149,9 @@ def table_literature(run_dir: Path) -> pd.DataFrame:
             continue
         iv = "" if not np.isfinite(r["mean_lo_pg"]) else f" ({r['mean_lo_pg']:.1f}–{r['mean_hi_pg']:.1f})"
         rows.append({"study": f"this run, {r['route']} route", "period": "", "method": "soilresp",
-                     "rh_pg": f"{r['mean_total_pg']:.1f}{iv}", "rs_pg": ""})
+                     "rh_pg": f"{r['mean_total_pg']:.1f}{iv}", "rs_pg": "", "checked": ""})
     return pd.concat([pd.DataFrame(rows), lit], ignore_index=True).rename(
-        columns={"rh_pg": "Rh (Pg C/yr)", "rs_pg": "Rs (Pg C/yr)"})
+        columns={"rh_pg": "Rh (Pg C/yr)", "rs_pg": "Rs (Pg C/yr)", "checked": "figure checked against"})
 
 
 def partition_section(run_dir: Path, out_dir: Path, formats=("png", "svg")) -> tuple[str, dict]:
@@ -168,6 +176,11 @@ def partition_section(run_dir: Path, out_dir: Path, formats=("png", "svg")) -> t
         f"<code>[field] target = \"Rh_annual\"</code>, named by <code>[partition] rh_run</code>). "
         f"Rs uncertainty in the ratio route: {_esc(s.get('rs_uncertainty', ''))}. The Bond-Lamberty et al. "
         f"2004 baseline (ln Rh = 1.22 + 0.73 ln Rs) has no interval here.</p>")
+    bad = s.get("intervals_missing_total") or []
+    if bad:
+        parts.append(f"<p class='note'>Warning: the 95 % interval of {_esc(', '.join(bad))} does not contain "
+                     f"its own central total in every year: that interval (the uncertainty stage of the run it "
+                     f"comes from) is not an interval of this estimate; the route agreement below uses it.</p>")
     if "routes_agree" in s:
         parts.append(f"<p>Ratio and direct routes {'agree' if s['routes_agree'] else 'do NOT agree'} "
                      f"within their intervals.</p>")
