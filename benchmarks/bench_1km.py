@@ -19,8 +19,11 @@ Stages and what is run (SYNTHETIC data in the real formats):
   least half) gets a random forest tuned as the models stage tunes it (``fit_search``, grid
   search with 3-fold site-grouped inner CV), the others keep the true Eq 4 model. A fixed
   cost (independent of the resolution).
-* ``product``, ``uncertainty`` (``--mc`` realisations, ``--mc-pixels`` stratified sample,
-  bootstrap refits for the forests), ``trends``, ``attribution``: the real stages.
+* ``product``, ``uncertainty`` (``--mc`` realisations of the default mode, site bootstrap,
+  ``--mc-pixels`` stratified sample), ``trends``, ``attribution``: the real stages. The
+  product stage's stability diagnostic (``product/stability.parquet``: 20 drops + 10
+  jackknife blocks, each refit's total recomputed on the whole grid) is timed as its own row
+  ``stability``.
 * ``aoa (stand-in)``: the area-of-applicability index is being built on another branch
   (issue 15). As a stand-in, a nearest-neighbour dissimilarity index (Meyer & Pebesma 2021:
   distance to the nearest training row in standardised predictor space) is timed with
@@ -31,8 +34,10 @@ Stages and what is run (SYNTHETIC data in the real formats):
 Per stage: time, land pixels per second, peak RSS (this process + its children, i.e. the
 cluster's workers, sampled every 50 ms). The last line is
 ``projected_1km_hours_2cores=<h> peak_rss_gb=<GB>``: the sum of the per-land-pixel stages
-scaled to 150 M land pixels, the uncertainty as one scan of the 746 M-cell grid (as
-``bench_product.py``), the drivers from the per-tile-composite rate, plus the fixed model fits.
+scaled to 150 M land pixels; the uncertainty as its one pass over the grid (stratum counts and
+gathering the sampled cells, timed alone by :func:`sample_scan`) scaled to the 746 M-cell
+grid plus its realisations on the sample (the same ``--mc-pixels`` cells at any resolution,
+so not scaled); the drivers from the per-tile-composite rate; plus the fixed model fits.
 With ``--scheduler local-cluster --workers 1 2`` the dask stages are run once per worker
 count in one invocation: speed-up, efficiency and Amdahl's serial fraction per stage.
 """
@@ -55,7 +60,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import bench_modis  # noqa: E402
 from bench_product import KM1_CELLS, KM1_LAND_PIXELS, write_inputs  # noqa: E402
 
-DASK_STAGES = ("product", "uncertainty", "trends", "attribution")
+DASK_STAGES = ("product", "stability", "uncertainty", "trends", "attribution")
 
 
 class PeakTreeRSS:
@@ -105,8 +110,8 @@ def training_table(out: Path, n_per_biome: int = 300, seed: int = 3) -> pd.DataF
     parts = []
     for code, m in TRUE_MODELS.items():
         ii, jj = np.nonzero(biome == code)
-        if ii.size == 0:
-            continue
+        if ii.size == 0:  # every biome has a model (write_inputs): sites from any land pixel
+            ii, jj = np.nonzero(biome > 0)
         k = rng.integers(0, ii.size, n_per_biome)
         yr = rng.integers(0, cube.sizes["year"], n_per_biome)
         d = {v: cube[v].isel(year=xr.DataArray(yr, dims="r"), lat=xr.DataArray(ii[k], dims="r"),
@@ -114,13 +119,19 @@ def training_table(out: Path, n_per_biome: int = 300, seed: int = 3) -> pd.DataF
         rs = eq4(d[m["T"]], d[m["M"]], d[m["P"]], *m["params"]) * np.exp(rng.normal(0, 0.1, n_per_biome))
         df = pd.DataFrame(d)
         df["rs"], df["biome"], df["site_id"] = rs, code, [f"{code}-{i}" for i in k]
+        df["lat"], df["lon"] = cube["lat"].values[ii[k]], cube["lon"].values[jj[k]]
         parts.append(df)
-    return pd.concat(parts, ignore_index=True)
+    tab = pd.concat(parts, ignore_index=True)
+    for m in TRUE_MODELS.values():  # every saved model's predictors are columns (NaN off its biome)
+        for v in (m["T"], m["M"], m["P"]):
+            if v not in tab:
+                tab[v] = np.nan
+    return tab
 
 
-def rf_biomes(tab: pd.DataFrame) -> list[int]:
+def rf_biomes(tab: pd.DataFrame, biome_map: np.ndarray) -> list[int]:
     """Every other biome present in the window (sorted codes): at least half get a forest."""
-    present = sorted(int(b) for b in tab["biome"].unique())
+    present = sorted(int(b) for b in np.unique(biome_map) if b > 0)
     return present[::2]
 
 
@@ -181,6 +192,49 @@ def aoa_standin(out: Path, tab: pd.DataFrame, rf: list[int], n: int = 1_000_000)
     return time.perf_counter() - t0, rows
 
 
+def sample_scan(out: Path, pixels: int, seed: int) -> float:
+    """Seconds of the Monte Carlo's one pass over the grid (stratum counts, then gathering the
+    sampled cells' drivers, :func:`soilresp.product.uncertainty.gather_sample`): the part of
+    the uncertainty stage that grows with the grid; its realisations read only the sample."""
+    from soilresp import io
+    from soilresp.config import BIOMES
+    from soilresp.models import load_biome_models
+    from soilresp.product.uncertainty import MCSettings, gather_sample, inclusion_probabilities, stratum_counts
+
+    t0 = time.perf_counter()
+    models = load_biome_models(out / "models", BIOMES)
+    cube = io.open_zarr(out / "drivers" / "drivers.zarr")
+    bio = io.open_zarr(out / "biomes" / "biomes.zarr", ["biome", "region", "cell_area"])
+    names = sorted({v for m in models.values() for v in m.predictors})
+    counts = stratum_counts(bio["biome"], bio["region"])
+    p_table = inclusion_probabilities(counts, pixels, MCSettings().min_per_stratum)
+    first = cube[names[0]]
+    chunks = dict(zip(first.dims, first.chunks))
+    bch = {d: chunks[d] for d in bio["biome"].dims}
+    b3 = bio["biome"].chunk(bch).data[None]
+    r3 = bio["region"].chunk(bch).data[None]
+    a3 = bio["cell_area"].broadcast_like(bio["biome"]).chunk(bch).data[None]
+    gather_sample(b3, r3, a3, [cube[v].chunk(chunks).data for v in names], p_table, seed)
+    return time.perf_counter() - t0
+
+
+def _stability_alone(out: Path, cfgd: dict) -> None:
+    """The product stage's stability part (``product/stability.parquet``: default drops and
+    jackknife, each refit's total recomputed on the grid), timed apart from the map."""
+    from soilresp import io
+    from soilresp.config import BIOMES, config_from_dict
+    from soilresp.models import load_biome_models
+    from soilresp.pipeline import Context
+    from soilresp.product import _stability
+
+    d = {**cfgd, "product": {k: v for k, v in cfgd["product"].items() if not k.startswith("stability")}}
+    ctx = Context(config_from_dict(d, base_dir=out), lambda *a: None)
+    models = load_biome_models(out / "models", BIOMES)
+    cube = io.open_zarr(out / "drivers" / "drivers.zarr")
+    bio = io.open_zarr(out / "biomes" / "biomes.zarr", ["biome", "region", "cell_area"])
+    _stability(ctx, models, cube, bio)
+
+
 def run_dask_stages(out: Path, cfgd: dict, scheduler: str, workers: int) -> list[dict]:
     from soilresp.config import config_from_dict
     from soilresp.pipeline import STAGES, Context, compute_context
@@ -192,9 +246,14 @@ def run_dask_stages(out: Path, cfgd: dict, scheduler: str, workers: int) -> list
         for stage in DASK_STAGES:
             with PeakTreeRSS() as mem:
                 t = time.perf_counter()
-                STAGES[stage].run(ctx)
+                if stage == "stability":
+                    _stability_alone(out, cfgd)
+                else:
+                    STAGES[stage].run(ctx)
                 dt = time.perf_counter() - t
             rows.append({"stage": stage, "seconds": dt, "peak_gb": mem.peak / 1e9})
+            if stage == "uncertainty" and cfgd["product"]["mc_sample_pixels"]:
+                rows[-1]["scan_s"] = sample_scan(out, cfgd["product"]["mc_sample_pixels"], cfgd["run"]["seed"])
     return rows
 
 
@@ -207,7 +266,7 @@ def main() -> None:
     ap.add_argument("--scheduler", default="threads", choices=["threads", "local-cluster"])
     ap.add_argument("--workers", type=int, nargs="+", default=[2])
     ap.add_argument("--mc", type=int, default=100)
-    ap.add_argument("--mc-pixels", type=int, default=20000)
+    ap.add_argument("--mc-pixels", type=int, default=40000)
     ap.add_argument("--tiles", type=int, default=2)
     ap.add_argument("--composites", type=int, default=6)
     ap.add_argument("--tmp", default=None)
@@ -232,10 +291,13 @@ def main() -> None:
           f"{info['years']} years (inputs written in {time.perf_counter() - t0:.0f} s, not timed)")
     land, cells = info["land"], info["cells"]
     tab = training_table(out)
-    rf = rf_biomes(tab)
+    import xarray as xr
+
+    bmap = xr.open_zarr(out / "biomes" / "biomes.zarr", consolidated=False)["biome"].values
+    rf = rf_biomes(tab, bmap)
     with PeakTreeRSS() as mem:
         fit_s = fit_models(out, tab, rf)
-    table.append({"stage": f"models (rf in {len(rf)}/{tab['biome'].nunique()} biomes, grid search)",
+    table.append({"stage": f"models (rf in {len(rf)}/{len(np.unique(bmap[bmap > 0]))} biomes, grid search)",
                   "seconds": fit_s,
                   "land_px": np.nan, "peak_gb": mem.peak / 1e9, "km1_h": fit_s / 3600})
     with PeakTreeRSS() as mem:
@@ -247,12 +309,12 @@ def main() -> None:
             "grid": {"resolution": a.res, "lat_min": a.window[0], "lat_max": a.window[1],
                      "lon_min": a.window[2], "lon_max": a.window[3], "chunk": 256},
             "product": {"mc_samples": a.mc, "mc_sample_pixels": a.mc_pixels, "mc_batch": max(1, a.mc // 2),
-                        "mc_qualitative": "none"},
+                        "mc_qualitative": "none", "stability_drops": 0, "stability_jackknife": 0},
             "trends": {"bootstrap": 1000},
             "attribution": {"drivers": ["tas", "pr", "spei", "tc", "sv", "bg"]}}
     runs = {}
     for w in a.workers:
-        for stage in DASK_STAGES[1:]:
+        for stage in DASK_STAGES[2:]:
             shutil.rmtree(out / stage, ignore_errors=True)
         shutil.rmtree(out / "product", ignore_errors=True)
         runs[w] = run_dask_stages(out, cfgd, a.scheduler, w)
@@ -260,7 +322,16 @@ def main() -> None:
     main_w = 2 if 2 in runs else a.workers[-1]
     for r in runs[main_w]:
         s = r["seconds"]
-        h = s / 3600 * (KM1_CELLS / cells) if r["stage"] == "uncertainty" else s / land * KM1_LAND_PIXELS / 3600
+        if r["stage"] == "uncertainty" and "scan_s" in r:
+            # the grid pass scales with the cells; the realisations on the sample do not
+            scan = min(r["scan_s"], s)
+            h = (scan * KM1_CELLS / cells + (s - scan)) / 3600
+            print(f"uncertainty: grid pass (stratum counts + gathering the sample) {scan:.1f} s, "
+                  f"realisations on the sample {s - scan:.1f} s (fixed at any resolution)")
+        elif r["stage"] == "uncertainty":
+            h = s / 3600 * (KM1_CELLS / cells)
+        else:
+            h = s / land * KM1_LAND_PIXELS / 3600
         table.append({"stage": r["stage"], "seconds": s, "land_px": land, "peak_gb": r["peak_gb"], "km1_h": h})
     df = pd.DataFrame(table)
     df["land_px_per_s"] = df["land_px"] / df["seconds"]
@@ -278,13 +349,17 @@ def main() -> None:
                 print(f"  {r1['stage']:<12} 1 worker {r1['seconds']:7.1f} s, {w} workers {rw['seconds']:7.1f} s: "
                       f"speed-up {sp:.2f}, efficiency {sp / w:.2f}, serial fraction {f:.2f}; "
                       "Amdahl speed-up " + ", ".join(f"{n}: {v:.1f}" for n, v in proj.items()))
-    tot = pd.read_parquet(out / "product" / "totals.parquet")
-    if "sampling_se_pg" in tot and a.mc_pixels:
-        g = tot[tot["region"] == "global"]
+    sp = out / "uncertainty" / "mc_summary.parquet"
+    if sp.is_file() and a.mc_pixels:
+        g = pd.read_parquet(sp)
+        g = g[g["region"] == "global"]
         rel = float((g["sampling_se_pg"] / g["total_pg"]).mean())
-        need = a.mc_pixels * (rel / 0.005) ** 2
+        f = min(a.mc_pixels / land, 0.99)  # finite-population factor (1 - p) of this window
+        rel_inf = rel / np.sqrt(1 - f)  # the same n among 150 M pixels (p -> 0)
+        need = a.mc_pixels * (rel_inf / 0.005) ** 2
         print(f"Monte Carlo sampling error of the global total with {a.mc_pixels:,} sampled pixels: "
-              f"{100 * rel:.2f} % (mean over years); < 0.5 % needs about {max(need, 1):,.0f} pixels "
+              f"{100 * rel:.2f} % (mean over years) in this window, {100 * rel_inf:.2f} % for the same sample "
+              f"among 1 km's 150 M pixels; < 0.5 % there needs about {max(need, 1):,.0f} pixels "
               "(SE ~ 1/sqrt(n), same stratification)")
     shutil.rmtree(out, ignore_errors=True)
     print(f"load average after: {os.getloadavg()[0]:.1f}")

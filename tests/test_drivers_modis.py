@@ -227,3 +227,22 @@ def test_parse_struct_metadata_errors():
     txt = _struct(1, 1, 3).replace("GCTP_SNSOID", "GCTP_GEO")
     with pytest.raises(InputError, match="only sinusoidal"):
         parse_struct_metadata(txt)
+
+
+def test_block_prefilter_never_drops_a_tile_the_index_uses():
+    """The chunk-corner test that picks a chunk's candidate tiles keeps every tile whose exact
+    (pyproj) index holds a cell of the chunk, over the whole globe, equator and poles."""
+    from soilresp.drivers.modis import TileGeometry, _block_may_touch, _plan_block
+
+    geoms = {f"h{h:02d}v{v:02d}": TileGeometry(X0 + h * TILE, Y0 - v * TILE, X0 + (h + 1) * TILE,
+                                              Y0 - (v + 1) * TILE, 40, 40) for h in range(36) for v in range(18)}
+    grid = Grid(1.0, -90.0, 90.0, -180.0, 180.0, chunk=10)
+    kept = dropped = 0
+    for a in range(0, grid.nlat, 10):
+        for b in range(0, grid.nlon, 40):
+            lat, lon = grid.lat[a:a + 10], grid.lon[b:b + 10]
+            used = {k for k, pl in _plan_block(lat, lon, geoms).items() if pl is not None}
+            near = {k for k, g in geoms.items() if _block_may_touch(g, lat, lon)}
+            assert used <= near
+            kept, dropped = kept + len(near), dropped + len(geoms) - len(near)
+    assert dropped > 50 * kept  # and it does prune

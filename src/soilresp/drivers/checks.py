@@ -108,7 +108,9 @@ def gdal_driver(path: Path | str, allow_vrt: bool = False) -> str:
 
 
 # ------------------------------------------------------------------ values
-def _sample(da: xr.DataArray) -> np.ndarray:
+def sample_values(da: xr.DataArray) -> np.ndarray:
+    """The finite values (float64, flat) of three time steps (first, middle, last) of ``da``,
+    or of all of it without a time axis longer than 3: what the value checks look at."""
     s = da
     if "time" in da.dims and da.sizes["time"] > 3:
         n = da.sizes["time"]
@@ -251,10 +253,11 @@ def check_time_gaps(times, years, frequency: str, path, variable: str,
     return gaps
 
 
-def check_source_values(da: xr.DataArray, path, variable: str) -> None:
-    """The value checks on a sample of a decoded driver (fill, units, range, CF decoding)."""
+def check_source_values(da: xr.DataArray, path, variable: str, values: np.ndarray | None = None) -> None:
+    """The value checks on a sample of a decoded driver (fill, units, range, CF decoding);
+    ``values``: :func:`sample_values` of ``da`` if already computed."""
     check_valid_range_decoding(da, path, variable)
-    vals = _sample(da)
+    vals = sample_values(da) if values is None else values
     units = _units(da)
     check_undeclared_fill(vals, path, variable)
     check_temperature_units(vals, units, path, variable)

@@ -35,9 +35,13 @@ x / y is computed with pyproj and the value of the source pixel containing that 
 taken from whichever tile holds it (nearest neighbour, Huang et al. 2020). There is no
 seam: neighbouring target cells on either side of a tile edge read adjacent pixels of
 different tiles. File names give the date (``AYYYYDDD``, the composite's first day) and the
-tile (``hHHvVV``). The target-to-source index is computed once per target chunk and tile
-when the graph is built (:class:`_TilePlan`: one pyproj transform per chunk, no search per
-composite). One dask task per tile and date reads and inflates the SDS and its QA layer once
+tile (``hHHvVV``). The target-to-source index is computed once per target chunk by one dask
+task (:func:`_plan_block`: one pyproj transform of the chunk's cell centres, then a flat
+pixel index per tile, :class:`_TilePlan`) that every composite of the chunk reuses: no search
+per composite, and the index is in memory only while its band of chunks is written (held in
+the graph it would take ~1 MB per chunk, 11 GB for the globe at 1 km). Which tiles a chunk
+needs is decided when the graph is built from the chunk's corners alone
+(:func:`_block_may_touch`). One dask task per tile and date reads and inflates the SDS and its QA layer once
 (stored values, not converted); one task per date and target chunk gathers the pixels it
 samples from the tiles it needs and calibrates only those.
 """
@@ -45,6 +49,7 @@ samples from the tiles it needs and calibrates only those.
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -282,25 +287,33 @@ def _product_from_name(path: Path | str) -> str | None:
 
 # ----------------------------------------------------------------------------- mosaic
 def _target_xy(grid: Grid, ti: np.ndarray, tj: np.ndarray, crs=MODIS_SPHERE):
-    from soilresp.extras import require
+    return _lonlat_xy(grid.lat[ti], grid.lon[tj], crs)
 
-    Transformer = require("pyproj", "modis", "reprojecting MODIS sinusoidal tiles").Transformer
-    tr = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
-    lon, lat = np.meshgrid(grid.lon[tj], grid.lat[ti])
-    x, y = tr.transform(lon, lat)
+
+_TRANSFORMERS = threading.local()  # one pyproj Transformer per thread and CRS (~50 ms to build)
+
+
+def _lonlat_xy(lat: np.ndarray, lon: np.ndarray, crs=MODIS_SPHERE):
+    cache = _TRANSFORMERS.__dict__.setdefault("by_crs", {})
+    tr = cache.get(crs)
+    if tr is None:
+        from soilresp.extras import require
+
+        Transformer = require("pyproj", "modis", "reprojecting MODIS sinusoidal tiles").Transformer
+        tr = cache[crs] = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+    lo, la = np.meshgrid(lon, lat)
+    x, y = tr.transform(lo, la)
     return np.asarray(x), np.asarray(y)
 
 
 @dataclass(frozen=True)
 class _TilePlan:
-    """Where one tile feeds one target block: the flat target cells ``cells``, the SDS window
-    ``(r0, r1, c0, c1)`` and the window-relative ``rows`` / ``cols`` of their source pixels.
-    Computed once per (block, tile) when the graph is built, reused by every composite."""
+    """Where one tile feeds one target block: the flat target cells ``cells`` and the flat
+    (row-major) index ``flat`` of their source pixels in the tile's SDS. Computed once per
+    (block, tile), reused by every composite."""
 
     cells: np.ndarray
-    window: tuple[int, int, int, int]
-    rows: np.ndarray
-    cols: np.ndarray
+    flat: np.ndarray
 
 
 def _plan_tile(g: TileGeometry, x: np.ndarray, y: np.ndarray) -> _TilePlan | None:
@@ -308,10 +321,30 @@ def _plan_tile(g: TileGeometry, x: np.ndarray, y: np.ndarray) -> _TilePlan | Non
     if not ok.any():
         return None
     cells = np.flatnonzero(ok)
-    row, col = row[cells], col[cells]
-    r0, c0 = int(row.min()), int(col.min())
-    win = (r0, int(row.max()) + 1, c0, int(col.max()) + 1)
-    return _TilePlan(cells.astype(np.int32), win, (row - r0).astype(np.int32), (col - c0).astype(np.int32))
+    return _TilePlan(cells.astype(np.intp), row[cells].astype(np.intp) * g.nx + col[cells])
+
+
+def _plan_block(lat: np.ndarray, lon: np.ndarray, geoms: dict[str, TileGeometry]) -> dict[str, _TilePlan | None]:
+    """The target-to-source index of one target block for each candidate tile: one pyproj
+    transform of the block's cell centres, then a floor division per tile (a task, so the
+    index lives in memory only while the block's composites are sampled)."""
+    x, y = _lonlat_xy(lat, lon)
+    return {k: _plan_tile(g, x, y) for k, g in geoms.items()}
+
+
+_R_SPHERE = 6371007.181
+
+
+def _block_may_touch(g: TileGeometry, lat: np.ndarray, lon: np.ndarray) -> bool:
+    """Whether a tile can hold any of the block's cell centres (sinusoidal on the MODIS sphere:
+    y = R lat, x = R lon cos(lat); conservative by 1 m), without projecting every cell."""
+    la = np.radians([lat.min(), lat.max()])
+    lo = np.radians([lon.min(), lon.max()])
+    cos = np.cos(la).tolist() + ([1.0] if la[0] <= 0 <= la[1] else [])
+    xs = [_R_SPHERE * a * c for a in lo for c in cos]
+    y0, y1 = _R_SPHERE * la[0], _R_SPHERE * la[1]
+    m = 1.0
+    return (min(xs) - m < g.lrx and max(xs) + m >= g.ulx and y0 - m <= g.uly and y1 + m > g.lry)
 
 
 def _read_tile(path: Path, sds: str, product, qa):
@@ -320,11 +353,12 @@ def _read_tile(path: Path, sds: str, product, qa):
     return _read_raw(path, sds, None, product, qa)
 
 
-def _sample_tiles(tiles: list, plans: list[_TilePlan], shape, qa):
+def _sample_tiles(tiles: list, plans: list[_TilePlan | None], shape, qa):
     out = np.full(int(np.prod(shape)), np.nan, dtype=np.float32)
     for (raw, a, qv, rule), pl in zip(tiles, plans):
-        flat = (pl.rows + pl.window[0]).astype(np.intp) * raw.shape[1] + (pl.cols + pl.window[2])
-        out[pl.cells] = _calibrate(raw.ravel().take(flat), a, None if qv is None else qv.ravel().take(flat),
+        if pl is None:
+            continue
+        out[pl.cells] = _calibrate(raw.ravel().take(pl.flat), a, None if qv is None else qv.ravel().take(pl.flat),
                                    rule, qa)
     return out.reshape(shape)
 
@@ -349,24 +383,23 @@ def open_modis(paths: list[Path], sds: str, grid: Grid, product: str | None = No
     reads = {p: dask.delayed(_read_tile, pure=True)(p, sds, product, qa) for ps in dates.values() for p in ps}
     blocks = []
     for a in range(0, grid.nlat, ch["lat"]):
-        ti = np.arange(a, min(a + ch["lat"], grid.nlat))
+        lat = grid.lat[a:a + ch["lat"]]
         row = []
         for b in range(0, grid.nlon, ch["lon"]):
-            tj = np.arange(b, min(b + ch["lon"], grid.nlon))
-            x, y = _target_xy(grid, ti, tj)  # once per block: the index is reused by every date
-            plans = {k: pl for k, g in tiles.items() if (pl := _plan_tile(g, x, y)) is not None}
-            plans_d = {k: dask.delayed(pl, pure=True) for k, pl in plans.items()}
+            lon = grid.lon[b:b + ch["lon"]]
+            near = {k: g for k, g in tiles.items() if _block_may_touch(g, lat, lon)}
+            # one index task per block, shared by every date (no search per composite)
+            plan = dask.delayed(_plan_block, pure=True)(lat, lon, near) if near else None
             steps = []
             for t in times:
-                fl = [p for p in dates[t] if _tile_key(p) in plans]
+                fl = [p for p in dates[t] if _tile_key(p) in near]
                 if not fl:
-                    steps.append(dsa.full((1, ti.size, tj.size), np.nan, dtype=np.float32,
-                                          chunks=(1, ti.size, tj.size)))
+                    steps.append(dsa.full((1, lat.size, lon.size), np.nan, dtype=np.float32,
+                                          chunks=(1, lat.size, lon.size)))
                     continue
-                d = dask.delayed(_sample_block, pure=True)([reads[p] for p in fl],
-                                                           [plans_d[_tile_key(p)] for p in fl],
-                                                           (ti.size, tj.size), qa)
-                steps.append(dsa.from_delayed(d, shape=(1, ti.size, tj.size), dtype=np.float32))
+                d = dask.delayed(_sample_block, pure=True)([reads[p] for p in fl], plan,
+                                                           [_tile_key(p) for p in fl], (lat.size, lon.size), qa)
+                steps.append(dsa.from_delayed(d, shape=(1, lat.size, lon.size), dtype=np.float32))
             row.append(dsa.concatenate(steps, axis=0))
         blocks.append(dsa.concatenate(row, axis=2))
     arr = dsa.concatenate(blocks, axis=1)
@@ -378,8 +411,8 @@ def open_modis(paths: list[Path], sds: str, grid: Grid, product: str | None = No
     return da
 
 
-def _sample_block(tiles, plans, shape, qa):
-    return _sample_tiles(tiles, plans, shape, qa)[None]
+def _sample_block(tiles, plan, keys, shape, qa):
+    return _sample_tiles(tiles, [plan[k] for k in keys], shape, qa)[None]
 
 
 def _units(u: str) -> str:

@@ -101,24 +101,25 @@ def open_source(src: DriverSource, base_dir: Path, chunk: int = 256,
     da.attrs.setdefault("long_name", src.variable)
     da.name = src.variable
     da = _finish_time(da, src, paths[0], chunk)
-    _check_has_values(da, paths[0], name)
-    from soilresp.drivers.checks import check_source_values
+    from soilresp.drivers.checks import check_source_values, sample_values
 
-    check_source_values(da, paths[0] if len(paths) == 1 else src.path, src.variable)
+    vals = sample_values(da)  # computed once, shared by both checks (a MODIS step reads every tile)
+    _check_has_values(da, paths[0], name, vals)
+    check_source_values(da, paths[0] if len(paths) == 1 else src.path, src.variable, vals)
     return da
 
 
-def _check_has_values(da: xr.DataArray, path: Path, name: str) -> None:
+def _check_has_values(da: xr.DataArray, path: Path, name: str, sample: np.ndarray | None = None) -> None:
     """A source with no valid value at all (NaN/fill everywhere) is an error, not a NaN map.
 
-    Looks at three time steps first (cheap); only if they are all empty is the whole source
-    scanned before raising.
+    Looks at the finite values of three time steps first (``sample``, cheap); only if there
+    are none is the whole source scanned before raising.
     """
-    sample = da
-    if "time" in da.dims and da.sizes["time"] > 3:
-        n = da.sizes["time"]
-        sample = da.isel(time=sorted({0, n // 2, n - 1}))
-    if bool(np.isfinite(sample).any()) or bool(np.isfinite(da).any()):
+    from soilresp.drivers.checks import sample_values
+
+    if sample is None:
+        sample = sample_values(da)
+    if sample.size or bool(np.isfinite(da).any()):
         return
     raise input_error(path, "no valid value anywhere (every cell is missing, fill or outside "
                       "the valid range)", column=name)

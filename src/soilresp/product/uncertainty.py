@@ -40,8 +40,13 @@ p_h = n_h / N_h (proportional allocation, at least ``mc_min_per_stratum`` per st
 weighted by area / p_h (Horvitz-Thompson). The sampling variance
 sum (1 - p_h) (area y / p_h)^2 is reported as ``sampling_se_pg`` beside the model spread.
 
-Memory: each dask task handles one grid block for one batch of ``mc_batch`` realisations
-and returns (batch, 2, year, 4) partial sums; batches are computed one after another.
+With a sample, one pass over the grid gathers the sampled cells' drivers first
+(:func:`gather_sample`, ~n x years x drivers values); every batch of realisations is then
+evaluated on those cells only, so the realisations cost the same at any resolution.
+
+Memory: each dask task handles one grid block (or part of the gathered sample) for one batch
+of ``mc_batch`` realisations and returns (batch, 2, year, 4) partial sums; batches are
+computed one after another.
 """
 
 from __future__ import annotations
@@ -617,17 +622,21 @@ def inclusion_probabilities(counts: np.ndarray, n_sample: int, min_per_stratum: 
 
 
 # ---------------------------------------------------------------- grid kernel
-def _mc_block(biome, region, area, *arrays, members, names, p_table, seed, block_info=None):
+def _mc_block(biome, region, area, *arrays, members, names, p_table, seed, block_info=None, where=None):
     """Kernel: partial sums of one block, shape (members, 2, year, 4, 1, 1) in g C yr-1:
     [:, 0] the Horvitz-Thompson sum of w Rs (w = area / p), [:, 1] its sampling variance
-    sum (1 - p) (w Rs)^2 (0 on the full grid)."""
-    loc = block_info[0]["array-location"]
-    i0, j0 = loc[1][0], loc[2][0]
+    sum (1 - p) (w Rs)^2 (0 on the full grid). ``where``: the global (row, column) of each
+    cell when the block is the gathered sample (:func:`_take_sample`), not a grid block."""
     b, reg, a = biome[0], region[0], np.broadcast_to(area[0], biome[0].shape)
     drivers = dict(zip(names, arrays))
     ny = arrays[0].shape[0]
     acc = np.zeros((len(members), 2, ny, len(REGIONS)))
-    ii, jj = np.meshgrid(np.arange(i0, i0 + b.shape[0]), np.arange(j0, j0 + b.shape[1]), indexing="ij")
+    if where is None:
+        loc = block_info[0]["array-location"]
+        i0, j0 = loc[1][0], loc[2][0]
+        ii, jj = np.meshgrid(np.arange(i0, i0 + b.shape[0]), np.arange(j0, j0 + b.shape[1]), indexing="ij")
+    else:
+        ii, jj = where
     p = p_table[_strata(b, reg)]
     take = (b > 0) & (p > 0)
     if np.any(take & (p < 1)):
@@ -656,6 +665,44 @@ def _mc_block(biome, region, area, *arrays, members, names, p_table, seed, block
                     acc[k, 0, :, c] += wy[:, mask].sum(axis=1)
                     acc[k, 1, :, c] += var[:, mask].sum(axis=1)
     return acc[..., None, None]
+
+
+def _take_sample(biome, region, area, *arrays, i0, j0, p_table, seed):
+    """The sampled cells of one grid block (the same selection as :func:`_mc_block`), flat:
+    rows, columns, biome, region, area and each driver (year, cells)."""
+    b, reg, a = biome[0], region[0], np.broadcast_to(area[0], biome[0].shape)
+    ii, jj = np.meshgrid(np.arange(i0, i0 + b.shape[0]), np.arange(j0, j0 + b.shape[1]), indexing="ij")
+    p = p_table[_strata(b, reg)]
+    take = (b > 0) & (p > 0)
+    if np.any(take & (p < 1)):
+        take &= _uniform(seed, ii, jj) < p
+    return ii[take], jj[take], b[take], reg[take], a[take], [np.asarray(x)[:, take] for x in arrays]
+
+
+def gather_sample(b3, r3, a3, arrs, p_table, seed: int, parts: int = 8) -> list[tuple]:
+    """One pass over the grid that keeps the stratified sample's cells (biome, region, area,
+    drivers): the realisations are then evaluated on these ``parts`` pseudo-blocks (shape
+    (1, 1, n) / (year, 1, n)) instead of rescanning the whole grid per batch."""
+    import dask
+
+    offs = [np.concatenate([[0], np.cumsum(c)[:-1]]) for c in b3.chunks[1:]]
+    blocks = [dask.delayed(_take_sample, pure=True)(
+        b3.blocks[0, i, j], r3.blocks[0, i, j], a3.blocks[0, i, j], *[x.blocks[0, i, j] for x in arrs],
+        i0=int(offs[0][i]), j0=int(offs[1][j]), p_table=p_table, seed=seed)
+        for i in range(b3.numblocks[1]) for j in range(b3.numblocks[2])]
+    got = dask.compute(*blocks)
+    cat = [np.concatenate([g[k] for g in got]) for k in range(5)]
+    X = [np.concatenate([g[5][v] for g in got], axis=1) for v in range(len(arrs))]
+    n = cat[0].size
+    out = []
+    for sl in np.array_split(np.arange(n), max(1, min(parts, n))):
+        out.append(((cat[0][sl][None], cat[1][sl][None]), cat[2][sl][None, None], cat[3][sl][None, None],
+                    cat[4][sl][None, None], [x[:, None, sl] for x in X]))
+    return out
+
+
+def _sum_parts(parts):
+    return np.sum(parts, axis=0)[..., 0, 0]
 
 
 def _fit_batch(models, rs, s, training, steps, refits=None, extra=None):
@@ -725,7 +772,13 @@ def monte_carlo_totals(cube: xr.Dataset, bio: xr.Dataset, models: dict[int, Biom
     ny = arrs[0].shape[0]
     nbi, nbj = arrs[0].numblocks[1], arrs[0].numblocks[2]
 
+    sample = gather_sample(b3, r3, a3, arrs, p_table, s.seed) if s.sample_pixels > 0 else None
+
     def grid_sums(members_delayed, m):
+        if sample is not None:  # the gathered sample, not the grid, once per batch
+            return dask.delayed(_sum_parts)([dask.delayed(_mc_block)(
+                b, r, a, *xs, members=members_delayed, names=names, p_table=p_table, seed=s.seed, where=w)
+                for w, b, r, a, xs in sample])
         out = dsa.map_blocks(
             _mc_block, b3, r3, a3, *arrs, members=members_delayed, names=names, p_table=p_table,
             seed=s.seed, new_axis=[0, 1, 3], dtype=np.float64,
