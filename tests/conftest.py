@@ -56,3 +56,20 @@ def small_demo(_built_demo, tmp_path_factory):
     old = str(_built_demo / "demo")
     rec["paths"] = {k: v.replace(old, str(out)) for k, v in rec["paths"].items()}
     return out, rec
+
+
+def checkable_config(tmp_path: Path, extra_files=()) -> Path:
+    """A 3-degree demo config (2000-2004) whose input files exist as placeholders, for the
+    config checks that never read them (test_validate, test_extras)."""
+    import re
+
+    from soilresp.demo import demo_config_text
+
+    t = demo_config_text(3.0, 7, years=(2000, 2004), mc=5)
+    names = ["world/srdb-data.csv", "world/biomes.nc", *extra_files]
+    for f in names + re.findall(r'path = "(world/drivers/[^"]+)"', t):
+        (tmp_path / f).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / f).write_text("x")
+    p = tmp_path / "c.toml"
+    p.write_text(t.replace("bootstrap = 1000", "bootstrap = 20\nmin_years = 3"))
+    return p

@@ -106,18 +106,9 @@ def test_cog_export_without_the_extra_cli_one_line(monkeypatch, tmp_path):
 
 @pytest.fixture()
 def cfgfile(tmp_path):
-    from soilresp.demo import demo_config_text
+    from conftest import checkable_config
 
-    t = demo_config_text(3.0, 7, years=(2000, 2004), mc=5)
-    for f in ("world/srdb-data.csv", "world/biomes.nc", "world/lc.tif"):
-        (tmp_path / f).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / f).write_text("x")
-    for v in re.findall(r'path = "(world/drivers/[^"]+)"', t):
-        (tmp_path / v).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / v).write_text("x")
-    p = tmp_path / "c.toml"
-    p.write_text(t.replace("bootstrap = 1000", "bootstrap = 20\nmin_years = 3"))
-    return p
+    return checkable_config(tmp_path, ("world/lc.tif",))
 
 
 def _set_tif_biomes(p: Path):

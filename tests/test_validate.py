@@ -17,18 +17,9 @@ from soilresp.validate import validate_run
 
 @pytest.fixture()
 def cfgfile(tmp_path):
-    from soilresp.demo import demo_config_text
+    from conftest import checkable_config
 
-    t = demo_config_text(3.0, 7, years=(2000, 2004), mc=5)
-    for f in ("world/srdb-data.csv", "world/biomes.nc"):
-        (tmp_path / f).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / f).write_text("x")
-    for v in re.findall(r'path = "(world/drivers/[^"]+)"', t):
-        (tmp_path / v).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / v).write_text("x")
-    p = tmp_path / "c.toml"
-    p.write_text(t.replace("bootstrap = 1000", "bootstrap = 20\nmin_years = 3"))
-    return p
+    return checkable_config(tmp_path)
 
 
 def _edit(p, old, new):

@@ -15,7 +15,6 @@ Reads ``sites/training.parquet``; writes ``models/biome_XX.json`` (+ ``.skops``)
 from __future__ import annotations
 
 import contextlib
-import warnings
 from collections import Counter
 
 from soilresp import io
@@ -24,7 +23,7 @@ from soilresp.errors import input_error
 from soilresp.models.base import save_biome_model
 from soilresp.models.cv import KM_PER_DEG
 from soilresp.models.fit import fit_biomes
-from soilresp.models.warns import TALLIED
+from soilresp.models.warns import tally
 
 
 def _driver_units(ctx) -> dict:
@@ -33,10 +32,6 @@ def _driver_units(ctx) -> dict:
         return {}
     cube = io.open_zarr(p)
     return {v: str(cube[v].attrs.get("units", "")) for v in cube.data_vars}
-
-
-#: Warnings of the numerical fits that are tallied instead of printed one by one.
-_TALLIED = TALLIED
 
 
 @contextlib.contextmanager
@@ -55,17 +50,7 @@ def tally_warnings(progress):
         current[0] = name
         progress(name, done, total)
 
-    original = warnings.showwarning
-
-    def show(message, category, filename, lineno, file=None, line=None):
-        if category.__name__ in _TALLIED:
-            counts[(current[0], category.__name__)] += 1
-        else:
-            original(message, category, filename, lineno, file, line)
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("always")
-        warnings.showwarning = show
+    with tally(lambda: current[0], counts):
         yield prog, counts
 
 

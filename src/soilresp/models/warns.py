@@ -39,20 +39,30 @@ def fitting(family: str):
 
 
 @contextlib.contextmanager
-def count_warnings():
-    """Yield a Counter of ``(family, category name)`` for the :data:`TALLIED` warnings raised
-    inside (every occurrence, none printed); other warnings are shown as usual."""
-    counts: Counter = Counter()
+def tally(key, counts: Counter, categories=None):
+    """Count the :data:`TALLIED` warnings raised inside into ``counts[(key(), category name)]``
+    (every occurrence, none printed); other warnings are shown as usual. ``categories``: the
+    classes switched to "always" (default: every warning)."""
     original = warnings.showwarning
 
     def show(message, category, filename, lineno, file=None, line=None):
         if category.__name__ in TALLIED:
-            counts[(_family[0], category.__name__)] += 1
+            counts[(key(), category.__name__)] += 1
         else:
             original(message, category, filename, lineno, file, line)
 
     with warnings.catch_warnings():
-        for c in _categories():
+        if categories is None:
+            warnings.simplefilter("always")
+        for c in categories or ():
             warnings.filterwarnings("always", category=c)
         warnings.showwarning = show
+        yield counts
+
+
+@contextlib.contextmanager
+def count_warnings():
+    """Yield a Counter of ``(family, category name)`` for the :data:`TALLIED` warnings raised
+    inside (every occurrence, none printed); other warnings are shown as usual."""
+    with tally(lambda: _family[0], Counter(), _categories()) as counts:
         yield counts
