@@ -288,6 +288,11 @@ class ModelsConfig(_Section):
                                     "responses follow a warming edge a little way instead of flattening")
     min_cv_r2: float = Field(0.0, description="a biome model whose CV R2 (select_by) is <= this is "
                              "not deployed: the pooled model, or the biome mean, takes its place")
+    scaled_fallback: bool = Field(True, description="between the pooled model and the biome mean, try the "
+                                  "pooled model's response scaled to the biome's mean Rs (one fitted "
+                                  "number, like the mean): deployed when its select_by CV R2 on the "
+                                  "biome's rows beats the biome mean's, so the biome keeps a climate "
+                                  "response (docs/models.md §6)")
     select_from: list[Literal["nls", "rf", "svr", "ann", "qrf"]] | None = Field(
         None, description="families eligible as a biome's model (default: all of families); e.g. "
         "['nls'] keeps the paper's parameter Monte Carlo while the other families are still scored")

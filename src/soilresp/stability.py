@@ -12,7 +12,7 @@ unit of the location CV, so co-located sites leave together):
 After each drop every biome's **deployed model** is refitted on the remaining rows with
 its family, form, predictors and hyper-parameters fixed (Eq 1-4 by least squares with the
 same bounds; the biome mean as the mean; a pooled fallback on all remaining rows of biomes
-1-10; ML families by ``sklearn.base.clone``), and the mean annual global total (Pg C yr-1)
+1-10, and a scaled one's level then on the biome's remaining rows; ML families by ``sklearn.base.clone``), and the mean annual global total (Pg C yr-1)
 is recomputed on the product grid. This measures how much the fitted responses move, not
 the choice among candidates (the full nested selection would cost the models stage again
 per drop).
@@ -56,7 +56,16 @@ def refit(m: BiomeModel, table: pd.DataFrame, biomes) -> BiomeModel | None:
             est = clone(m.estimator).fit(X, y)
     except (FitError, ValueError):
         return None
-    return BiomeModel(m.biome, m.family, m.predictors, est, dict(m.meta))
+    out = BiomeModel(m.biome, m.family, m.predictors, est, dict(m.meta))
+    if fb.startswith("pooled response scaled"):  # the level too, from the biome's remaining rows
+        from soilresp.product.uncertainty import _level
+
+        out.meta["level_scale"] = 1.0
+        k = _level(out, X, y, sub["biome"].to_numpy() == m.biome)
+        if k is None:
+            return None
+        out.meta["level_scale"] = k
+    return out
 
 
 def _total(cube, biome, area, models) -> float:

@@ -12,7 +12,8 @@ Files, below ``<run>/models/`` (see ``docs/architecture.md``):
 
 * ``biome_XX.json`` -- always: ``biome``, ``biome_name``, ``family`` (``nls``, ``rf``,
   ``svr``, ``ann``, ``qrf``), ``predictors``, ``units``, ``training_hash``, ``seed``,
-  ``versions``, ``fallback`` and the selection's skill. For ``nls`` it also holds ``form``,
+  ``versions``, ``fallback`` and the selection's skill (``level_scale``, a factor on the
+  prediction, for a scaled fallback). For ``nls`` it also holds ``form``,
   ``params``, ``stderr`` and ``cov`` (the whole model is JSON).
 * ``biome_XX.skops`` -- for scikit-learn families, the estimator in skops format, with its
   SHA-256 in the JSON (``estimator_sha256``). Loading never unpickles, and builds only the
@@ -41,6 +42,8 @@ FAMILIES = ("nls", "rf", "svr", "ann", "qrf")
 # ~ 4,500 g C m-2 yr-1); nonlinear parameters outside the fit's bounds (models/nonlinear.py
 # _BOUNDS for a, b, c; a generous cap for the M and P terms in original units) are refused.
 RS_LIMIT = 1e5
+# a scaled fallback's factor (models/fit.py): the biome's mean over the pooled model's mean
+LEVEL_SCALE_LIMITS = (1e-3, 1e3)
 _PARAM_LIMITS = {"a": (0.0, 1e6), "b": (-1.0, 1.0), "c": (-0.05, 0.05), "d": (-1e8, 1e8), "e": (-1e8, 1e8),
                  "f": (-1e8, 1e8)}
 # Every (skops loader, fully qualified type) that the rf/svr/ann/qrf estimators of models/ml.py
@@ -155,11 +158,19 @@ class BiomeModel:
             cached = self.__dict__["_packed"] = (self.estimator, pf)
         return cached[1]
 
+    @property
+    def level_scale(self) -> float:
+        """Factor on the estimator's output (``meta['level_scale']``, default 1): the pooled
+        response scaled to a biome's mean Rs (docs/models.md §6, scaled fallback)."""
+        return float(self.meta.get("level_scale", 1.0) or 1.0)
+
     def _point_predict(self, X: np.ndarray) -> np.ndarray:
         """The estimator's point prediction of finite rows (forests through their packed trees:
-        the same outputs, several times faster)."""
+        the same outputs, several times faster), times :attr:`level_scale`."""
         pf = self.packed()
-        return self.estimator.predict(X) if pf is None else pf.predict(X)
+        y = self.estimator.predict(X) if pf is None else pf.predict(X)
+        k = self.level_scale
+        return y if k == 1.0 else np.asarray(y, dtype=np.float64) * k
 
     @property
     def supports_intervals(self) -> bool:
@@ -174,7 +185,8 @@ class BiomeModel:
         q = [float(v) for v in np.atleast_1d(quantiles)]
         out = np.full((X.shape[0], len(q)), np.nan)
         if ok.any():
-            out[ok] = np.asarray(self.estimator.predict(X[ok], quantiles=q)).reshape(int(ok.sum()), len(q))
+            out[ok] = np.asarray(self.estimator.predict(X[ok], quantiles=q)).reshape(int(ok.sum()), len(q)) \
+                * self.level_scale
         return out
 
     # --------------------------------------------------------------- nls helpers
@@ -258,6 +270,10 @@ def load_biome_model(json_path: Path) -> BiomeModel:
                           value=preds)
     biome = int(doc.get("biome", -1))
     meta = {k: v for k, v in doc.items() if k not in ("biome", "family", "predictors")}
+    ls = meta.get("level_scale", 1.0)
+    if isinstance(ls, bool) or not isinstance(ls, (int, float)) or not LEVEL_SCALE_LIMITS[0] <= ls <= LEVEL_SCALE_LIMITS[1]:
+        raise input_error(json_path, f"level_scale must be a number in {LEVEL_SCALE_LIMITS}", column="level_scale",
+                          value=ls)
     if fam == "nls":
         est = nls_from_dict(doc, json_path)
         if len(preds) != N_INPUTS[est.form]:

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from soilresp.config import BIOMES, ModelsConfig
-from soilresp.models.base import BiomeModel
+from soilresp.models.base import LEVEL_SCALE_LIMITS as BASE_LEVEL, BiomeModel
 from soilresp.models.cv import KM_PER_DEG, PREFIX, SCHEMES, candidate_rows, fold_of, nested_oof, outer_splits
 from soilresp.models.cv import scheme_groups
 from soilresp.models.nonlinear import FORMS, FitError, NonlinearRs, constant_model, effective_q10
@@ -356,6 +356,52 @@ def _model(code: int, fit: BiomeFit, chosen: int, *, fallback: str, n_rows: int,
     return BiomeModel(code, family, c.cols, c.final, doc)
 
 
+def _scaled_pooled(pfit: BiomeFit, sub: pd.DataFrame, groups: dict, cfg: ModelsConfig, seed: int):
+    """The pooled model's response scaled to one biome's level: Rs = k f_pooled(x) with
+    k = sum(Rs) / sum(f_pooled) over the biome's rows (ratio estimator, so the biome's
+    training rows keep their mean Rs). One fitted number, like the biome mean, but the
+    climate and productivity response of all biomes' data (partial pooling).
+
+    Out of fold (every scheme): k from the training folds' rows and the pooled model's
+    out-of-fold predictions (made without the test rows' location groups), times the test
+    rows' pooled out-of-fold prediction. Returns (k, CV R2 under ``select_by``, the biome
+    mean's CV R2 on the same rows and folds, a :class:`_Cand` holding that out-of-fold
+    skill), or None when the biome has fewer than 3 rows the pooled model predicts or the
+    pooled response is not positive on them."""
+    c = pfit.cands[pfit.chosen]
+    keep = np.isin(c.index, sub.index)
+    if keep.sum() < 3:
+        return None
+    y = c.y[keep]
+    pos = sub.index.get_indexer(c.index[keep])
+    with np.errstate(all="ignore"):
+        fit_in = np.asarray(c.final.predict(c.X[keep]), dtype=float)
+    if not (np.isfinite(fit_in).all() and fit_in.sum() > 0):
+        return None
+    k = float(y.sum() / fit_in.sum())
+    if not BASE_LEVEL[0] <= k <= BASE_LEVEL[1]:
+        return None
+    oof, r2 = {}, {}
+    for scheme in SCHEMES:
+        p = c.oof[scheme][keep]
+        g = groups.get(scheme)
+        out, mean = np.full(y.size, np.nan), np.full(y.size, np.nan)
+        for tr, te in outer_splits(scheme, cfg.cv_folds, seed,
+                                   None if g is None else g[pos], y.size):
+            t = tr[np.isfinite(p[tr])]
+            if t.size and p[t].sum() > 0:
+                out[te] = y[t].sum() / p[t].sum() * p[te]
+            mean[te] = y[tr].mean()
+        oof[scheme] = out
+        r2[scheme] = (_score(y, out).r2, _score(y, mean).r2)
+    r2s, r2m = r2[cfg.select_by]
+    if not (np.isfinite(r2s) and np.isfinite(r2m)):
+        return None
+    cand = _Cand(c.family, c.form, c.cols, c.index[keep], c.sites[keep], y, c.X[keep], c.pos[keep], oof, c.final,
+                 c.tuned)
+    return k, float(r2s), float(r2m), cand
+
+
 def _mean_only_fit(sub: pd.DataFrame, code: int, tcol: str, groups: dict, cfg: ModelsConfig, seed: int) -> BiomeFit:
     """A :class:`BiomeFit` holding only the biome-mean candidate of ``sub`` (too few rows for
     its own fit, and the pooled model does not predict them)."""
@@ -460,6 +506,7 @@ def fit_biomes(table: pd.DataFrame, cfg: ModelsConfig, *, seed: int, progress=No
             reason = f"own fit failed: {fit}"
         else:
             reason = fit.refused
+        scale, scand, sc = None, None, None
         if not reason:
             src, chosen, rows, fallback = own, own.chosen, None, ""
         else:
@@ -470,9 +517,19 @@ def fit_biomes(table: pd.DataFrame, cfg: ModelsConfig, *, seed: int, progress=No
                 note = "no rows to score it on" if len(sub) == 0 else f"its {cfg.select_by} CV R2 on this biome's rows {pr2:.3g}"
                 src, chosen, rows = pfit, pfit.chosen, sub.index
                 fallback = f"pooled model of all biomes ({reason}; {note})"
+            elif (cfg.scaled_fallback and pfit.chosen >= 0 and not pfit.refused
+                  and (sc := _scaled_pooled(pfit, sub, gsub(sub.index), cfg, seed)) is not None
+                  and sc[1] > sc[2]):
+                k, r2s, r2m, scand = sc
+                src, chosen, rows, scale = pfit, pfit.chosen, sub.index, k
+                fallback = (f"pooled response scaled to the biome mean ({reason}; pooled model's {cfg.select_by} "
+                            f"CV R2 on this biome's rows {pr2:.3g} <= {cfg.min_cv_r2:g}; scaled by {k:.4g}: "
+                            f"CV R2 {r2s:.3g} > biome mean's {r2m:.3g})")
             else:
                 why = (f"pooled model's {cfg.select_by} CV R2 on this biome's rows {pr2:.3g} <= {cfg.min_cv_r2:g}"
                        if pfit.chosen >= 0 and not pfit.refused else f"pooled model not deployable: {pfit.refused}")
+                if scaled_why := (sc and f"; scaled pooled response's CV R2 {sc[1]:.3g} <= biome mean's {sc[2]:.3g}"):
+                    why += scaled_why
                 fallback = f"biome mean ({reason}; {why})"
                 ys = sub["rs"].to_numpy(float)
                 if own is not None:
@@ -486,6 +543,8 @@ def fit_biomes(table: pd.DataFrame, cfg: ModelsConfig, *, seed: int, progress=No
                     chosen, rows = 0, sub.index
                     fallback = f"mean of all biomes' rows ({reason}; {why}; no rows of its own)"
         srows = _skill_rows(code, src, rows, fallback, chosen)
+        if scand is not None:  # the scaled response's own out-of-fold skill, not the pooled model's
+            srows = _skill_rows(code, BiomeFit(code, src.predictors, [], [scand], 0), None, fallback, 0)
         if src is not own and own is not None:   # the biome's own candidates, for the record
             srows = _skill_rows(code, own, None, "", -1) + srows
         elif src is not own and src is not pooled and pooled is not None:
@@ -502,6 +561,8 @@ def fit_biomes(table: pd.DataFrame, cfg: ModelsConfig, *, seed: int, progress=No
         m = _model(code, src, chosen, fallback=fallback, n_rows=len(sub), skill=best, meta=base_meta, units=units,
                    cfg=cfg, seed=seed)
         m.meta["biome_name"] = biomes[code]
+        if scale is not None:
+            m.meta["level_scale"] = float(scale)
         ry = sub["rs"].to_numpy(float)
         ry = ry[np.isfinite(ry) & (ry > 0)]
         allr = table.loc[table["biome"].isin(list(biomes)), "rs"].to_numpy(float)
@@ -518,7 +579,8 @@ def fit_biomes(table: pd.DataFrame, cfg: ModelsConfig, *, seed: int, progress=No
                          **{k: best[k] for k in SKILL_COLUMNS if k.startswith(tuple(PREFIX.values()))},
                          "q10": float(c.final.q10_) if c.family in ("nls", "mean") else np.nan,
                          "t_ref": float(c.final.x_ref_[0]) if c.family in ("nls", "mean") else np.nan,
-                         "select_by": cfg.select_by, "fallback": fallback})
+                         "select_by": cfg.select_by, "fallback": fallback,
+                         "level_scale": 1.0 if scale is None else float(scale)})
     pooled_skill = pd.DataFrame(_skill_rows(0, pooled, None, "") if pooled else [], columns=SKILL_COLUMNS)
     return FitResult(models, pd.DataFrame(selected), pd.DataFrame(skill, columns=SKILL_COLUMNS),
                      pd.DataFrame(params, columns=["biome", "biome_name", "family", "form", "selected", "role",

@@ -144,11 +144,12 @@ class PerturbedNLS:
 
     family = "nls"
 
-    def __init__(self, biome: int, form: str, params, predictors, ranges=None):
+    def __init__(self, biome: int, form: str, params, predictors, ranges=None, scale: float = 1.0):
         self.biome, self.form = biome, form
         self.params = np.asarray(params, dtype=float)
         self.predictors = list(predictors)
         self.ranges = ranges
+        self.scale = float(scale)  # the deployed model's level_scale (scaled fallback)
 
     def predict(self, X) -> np.ndarray:
         X = np.asarray(X, dtype=np.float64)
@@ -157,7 +158,7 @@ class PerturbedNLS:
         ok = np.isfinite(X).all(axis=1)
         out = np.full(X.shape[0], np.nan)
         if ok.any():
-            out[ok] = predict_form(self.form, self.params, *(X[ok, i] for i in range(X.shape[1])))
+            out[ok] = predict_form(self.form, self.params, *(X[ok, i] for i in range(X.shape[1]))) * self.scale
         return out
 
 
@@ -172,7 +173,7 @@ def clamp_ranges(model: BiomeModel, predictors, training: pd.DataFrame | None = 
     rng = model.meta.get("training_range") or {}
     new = [v for v in predictors if v not in rng]
     if new and training is not None:
-        pooled = fallback_kind(model) in ("pooled", "all-mean")
+        pooled = fallback_kind(model) in POOLED_KINDS
         sub = training[training["biome"] > 0] if pooled else training[training["biome"] == model.biome]
         for v in new:
             col = sub[v].to_numpy(float) if v in sub else np.array([np.nan])
@@ -182,13 +183,19 @@ def clamp_ranges(model: BiomeModel, predictors, training: pd.DataFrame | None = 
     return model.clamp_bounds(predictors, fill)
 
 
+POOLED_KINDS = ("pooled", "scaled", "all-mean")  # fitted on all biomes' rows
+
+
 def fallback_kind(model: BiomeModel) -> str:
     """How the model was deployed (``meta['fallback']``, docs/models.md §6): ``""`` (its own
-    fit), ``"pooled"`` (the pooled model of all biomes), ``"mean"`` (the biome mean) or
+    fit), ``"pooled"`` (the pooled model of all biomes), ``"scaled"`` (the pooled response
+    scaled to the biome mean, ``meta['level_scale']``), ``"mean"`` (the biome mean) or
     ``"all-mean"`` (the mean of all biomes' rows)."""
     fb = str(model.meta.get("fallback") or "")
     if not fb:
         return ""
+    if fb.startswith("pooled response scaled"):
+        return "scaled"
     if fb.startswith("biome mean"):
         return "mean"
     if fb.startswith("mean of all biomes"):
@@ -196,21 +203,24 @@ def fallback_kind(model: BiomeModel) -> str:
     return "pooled"
 
 
-def training_rows(model: BiomeModel, training: pd.DataFrame, predictors=None, group_km: float | None = None):
+def training_rows(model: BiomeModel, training: pd.DataFrame, predictors=None, group_km: float | None = None,
+                  own: bool = False):
     """(X, y, group) the biome's model is (re)fitted on: the biome's rows, or all biomes'
     rows for a model that fell back to the pooled fit (``meta['fallback']``). ``group`` is the
     site id, or with ``group_km`` the location group of :func:`soilresp.models.cv.location_groups`
-    (sites within ``group_km`` by single linkage; needs ``lat``/``lon`` columns)."""
+    (sites within ``group_km`` by single linkage; needs ``lat``/``lon`` columns). ``own``:
+    also return a boolean array, True for the rows of the model's own biome (a scaled
+    fallback's level comes from them)."""
     preds = list(predictors or model.predictors)
     missing = [c for c in preds + ["rs", "biome"] if c not in training]
     if missing:
         raise KeyError(f"training table lacks column(s) {missing}")
-    pooled = fallback_kind(model) in ("pooled", "all-mean")
+    pooled = fallback_kind(model) in POOLED_KINDS
     sub = training[training["biome"] > 0] if pooled else training[training["biome"] == model.biome]
     extra = [c for c in ("site_id", "lat", "lon") if c in sub]
     # a mean model needs only Rs (its predictor may be missing where Rs was measured)
     need = ["rs"] if fallback_kind(model) in ("mean", "all-mean") else preds + ["rs"]
-    sub = sub[preds + ["rs"] + extra].dropna(subset=need)
+    sub = sub[list(dict.fromkeys(preds + ["rs", "biome"] + extra))].dropna(subset=need)
     if group_km is not None:
         if not {"lat", "lon"} <= set(sub.columns):
             raise KeyError("training table lacks column(s) ['lat', 'lon'] (site-bootstrap location groups)")
@@ -219,7 +229,8 @@ def training_rows(model: BiomeModel, training: pd.DataFrame, predictors=None, gr
         g = location_groups(sub["lat"].to_numpy(float), sub["lon"].to_numpy(float), group_km)
     else:
         g = sub["site_id"].to_numpy() if "site_id" in sub else np.arange(len(sub))
-    return sub[preds].to_numpy(float), sub["rs"].to_numpy(float), g
+    out = sub[preds].to_numpy(float), sub["rs"].to_numpy(float), g
+    return (*out, sub["biome"].to_numpy() == model.biome) if own else out
 
 
 # ---------------------------------------------------------------- covariance mode
@@ -371,7 +382,8 @@ def structural_candidates(models: dict[int, BiomeModel], skill: pd.DataFrame, tr
                 row["reason"] = "no training table"
             else:
                 preds = key[2].split(",")
-                base = BiomeModel(code, "nls", preds, NonlinearRs(key[1]), dict(m.meta))
+                own_meta = {k: v for k, v in m.meta.items() if k not in ("fallback", "level_scale")}
+                base = BiomeModel(code, "nls", preds, NonlinearRs(key[1]), own_meta)
                 try:
                     X, y, _ = training_rows(base, training, preds)
                     fit = _nls_like(m, key[1]).fit(X, y)
@@ -381,8 +393,8 @@ def structural_candidates(models: dict[int, BiomeModel], skill: pd.DataFrame, tr
                     if fit.at_bound_:
                         row["reason"] = "refit ends on a parameter bound"
                     else:
-                        meta = dict(m.meta, training_range={v: [float(X[:, j].min()), float(X[:, j].max())]
-                                                            for j, v in enumerate(preds)})
+                        meta = dict(own_meta, training_range={v: [float(X[:, j].min()), float(X[:, j].max())]
+                                                              for j, v in enumerate(preds)})
                         cands[code].append(BiomeModel(code, "nls", preds, fit, meta))
                         row["used"], row["reason"] = True, "refitted on the biome's rows"
             rows.append(row)
@@ -425,10 +437,12 @@ def _seed_estimator(est, rng):
     return est
 
 
-def bootstrap_refit(model: BiomeModel, X, y, groups, rng, unit: str = "site", tries: int = 5):
+def bootstrap_refit(model: BiomeModel, X, y, groups, rng, unit: str = "site", tries: int = 5, own=None):
     """A refit of ``clone(model.estimator)`` on training rows drawn with replacement (by site
     or by row); returns (BiomeModel, ok). A fit that fails, or (Eq 1-4) ends on a parameter
-    bound, is redrawn; after ``tries`` failures the original model is returned with ok False."""
+    bound, is redrawn; after ``tries`` failures the original model is returned with ok False.
+    A scaled fallback (``own``: True for the biome's rows among the pooled rows) refits the
+    pooled response and then its level, sum(Rs) / sum(response) over the drawn biome rows."""
     from sklearn.base import clone
 
     n = y.size
@@ -456,8 +470,27 @@ def bootstrap_refit(model: BiomeModel, X, y, groups, rng, unit: str = "site", tr
         if getattr(est, "at_bound_", False):
             continue  # a degenerate optimum on a parameter bound is not a model (as in _refit)
         keep = {k: model.meta[k] for k in ("predictor_range", "predictor_margin", "training_range") if k in model.meta}
-        return BiomeModel(model.biome, model.family, model.predictors, est, keep), True  # clamps as the model
+        bm = BiomeModel(model.biome, model.family, model.predictors, est, keep)  # clamps as the model
+        if fallback_kind(model) == "scaled":
+            k = _level(bm, X[idx], y[idx], np.asarray(own, bool)[idx])
+            if k is None:
+                continue
+            bm.meta["level_scale"] = k
+        return bm, True
     return model, False
+
+
+def _level(model: BiomeModel, X, y, own) -> float | None:
+    """sum(Rs) / sum(prediction) over the rows ``own``: a scaled fallback's level (models/fit.py
+    ``_scaled_pooled``); None without such rows or with a non-positive response."""
+    from soilresp.models.base import LEVEL_SCALE_LIMITS
+
+    if not own.any():
+        return None
+    with np.errstate(all="ignore"):
+        p = model.predict(X[own])
+    k = float(np.nansum(y[own]) / np.nansum(p)) if np.isfinite(p).all() else np.nan
+    return k if LEVEL_SCALE_LIMITS[0] <= k <= LEVEL_SCALE_LIMITS[1] else None
 
 
 def _nls_like(m: BiomeModel, form: str) -> NonlinearRs:
@@ -471,15 +504,23 @@ def _nls_like(m: BiomeModel, form: str) -> NonlinearRs:
     return NonlinearRs(form)
 
 
-def _refit(m: BiomeModel, training: pd.DataFrame, preds) -> np.ndarray | None:
-    """Parameters of the model's form refitted with other predictors; None when the fit
-    fails or ends on a parameter bound (a degenerate optimum is not a candidate model)."""
+def _refit(m: BiomeModel, training: pd.DataFrame, preds) -> tuple[np.ndarray, float] | None:
+    """(parameters, level scale) of the model's form refitted with other predictors (the level
+    is refitted too for a scaled fallback, else 1); None when the fit fails or ends on a
+    parameter bound (a degenerate optimum is not a candidate model)."""
     try:
-        X, y, _ = training_rows(m, training, preds)
+        X, y, _, own = training_rows(m, training, preds, own=True)
         fit = _nls_like(m, m.form).fit(X, y)
     except (FitError, ValueError, KeyError):
         return None
-    return None if fit.at_bound_ else fit.params_
+    if fit.at_bound_:
+        return None
+    k = 1.0
+    if fallback_kind(m) == "scaled":
+        k = _level(BiomeModel(m.biome, "nls", list(preds), fit), X, y, own)
+        if k is None:
+            return None
+    return fit.params_, k
 
 
 def _refits(models, keys, training):
@@ -530,11 +571,12 @@ def realisation_models(models: dict[int, BiomeModel], r: int, s: MCSettings,
             continue
         spec = extra.get("covariance", {}).get(code) if s.mode == "covariance" else None
         if s.mode == "covariance" and spec is not None and spec.usable:
-            out[code] = PerturbedNLS(code, m.form, spec.draw(rng), m.predictors, clamp_ranges(m, m.predictors))
+            out[code] = PerturbedNLS(code, m.form, spec.draw(rng), m.predictors, clamp_ranges(m, m.predictors),
+                                     m.level_scale)
         elif s.mode == "paper" and m.family == "nls":
             preds = _draw_predictors(m, steps, rng, s.qualitative, available, s.eps_tolerance) \
                 if training is not None else list(m.predictors)
-            base = m.params
+            base, scale = m.params, m.level_scale
             if preds != list(m.predictors):
                 key = (code, tuple(preds))
                 if key not in cache:
@@ -542,9 +584,9 @@ def realisation_models(models: dict[int, BiomeModel], r: int, s: MCSettings,
                 if cache[key] is None:
                     preds, failed = list(m.predictors), failed + 1
                 else:
-                    base = cache[key]
+                    base, scale = cache[key]
             p = base + rng.normal(size=base.size) * np.abs(s.param_cv * base)
-            out[code] = PerturbedNLS(code, m.form, p, preds, clamp_ranges(m, preds, training))
+            out[code] = PerturbedNLS(code, m.form, p, preds, clamp_ranges(m, preds, training), scale)
         else:
             if training is None:
                 raise ValueError(f"biome {code}: the {s.mode!r} Monte Carlo of a {m.family!r} model "
@@ -554,9 +596,9 @@ def realisation_models(models: dict[int, BiomeModel], r: int, s: MCSettings,
             located = s.mode in ("site-bootstrap", "covariance")
             key = ("rows", code, located)
             if key not in cache:
-                cache[key] = training_rows(m, training, group_km=s.group_km if located else None)
-            X, y, g = cache[key]
-            bm, ok = bootstrap_refit(m, X, y, g, rng, "site" if located else s.bootstrap_unit)
+                cache[key] = training_rows(m, training, group_km=s.group_km if located else None, own=True)
+            X, y, g, own = cache[key]
+            bm, ok = bootstrap_refit(m, X, y, g, rng, "site" if located else s.bootstrap_unit, own=own)
             failed += not ok
             out[code] = bm
     return out, failed
