@@ -1,6 +1,8 @@
-"""The scaled fallback (docs/models.md §6): the pooled response scaled to a biome's level."""
+"""The scaled fallback (docs/models.md §6): the pooled response scaled to a biome's level; the
+Monte Carlo refits' warning count."""
 
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -118,3 +120,26 @@ def test_bootstrap_and_stability_refit_the_level(fitted):
     rows = keep[keep.biome == 3]
     pooled_pred = st.estimator.predict(rows[m.predictors].to_numpy(float))
     assert st.level_scale == pytest.approx(rows["rs"].sum() / pooled_pred.sum(), rel=1e-6)
+
+
+def test_monte_carlo_refit_warnings_are_counted_not_printed(fitted):
+    """An MLP refit that stops at max_iter warns on every resample: the Monte Carlo counts it
+    (reported as one stage note), and nothing reaches the terminal."""
+    from sklearn.neural_network import MLPRegressor
+
+    from soilresp.models import BiomeModel
+    from soilresp.product.uncertainty import _fit_batch
+
+    tab, _ = fitted
+    sub = tab[tab.biome == 1]
+    X, y = sub[["tas", "sm", "gpp"]].to_numpy(float), sub["rs"].to_numpy(float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = MLPRegressor(hidden_layer_sizes=(3,), max_iter=3, random_state=0).fit(X, y)
+    m = BiomeModel(1, "ann", ["tas", "sm", "gpp"], est, {})
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        out, (failed, counts) = _fit_batch({1: m}, [0, 1, 2], MCSettings(n=3, mode="bootstrap", seed=1), tab, None)
+    assert len(out) == 3 and failed == 0
+    assert counts.get(("Monte Carlo refits", "ConvergenceWarning"), 0) >= 3
+    assert not [w for w in shown if "ConvergenceWarning" in w.category.__name__]

@@ -51,6 +51,7 @@ computed one after another.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -748,19 +749,25 @@ def _sum_parts(parts):
 
 
 def _fit_batch(models, rs, s, training, steps, refits=None, extra=None):
+    """The realisation models of ``rs`` and ``(failed refits, {(family, warning): n})``: the
+    refits' fitting warnings (an MLP stopping at max_iter on a resample) are counted where they
+    are raised, in any worker (:func:`soilresp.models.warns.count_warnings`), not printed."""
     import warnings
+
+    from soilresp.models.warns import count_warnings, fitting
 
     cache: dict = dict(refits or {})
     out, failed = [], 0
-    with warnings.catch_warnings(), np.errstate(over="ignore", invalid="ignore"):
+    with count_warnings() as counts, np.errstate(over="ignore", invalid="ignore"):
         # trial steps of the least-squares solver on resampled data may overflow; a failed
         # fit is retried or counted, never silently kept
         warnings.simplefilter("ignore", RuntimeWarning)
         for r in rs:
-            mods, f = realisation_models(models, r, s, training, steps, cache, extra)
+            with fitting("Monte Carlo refits"):
+                mods, f = realisation_models(models, r, s, training, steps, cache, extra)
             out.append(mods)
             failed += f
-    return out, failed
+    return out, (failed, dict(counts))
 
 
 def monte_carlo_totals(cube: xr.Dataset, bio: xr.Dataset, models: dict[int, BiomeModel],
@@ -837,7 +844,7 @@ def monte_carlo_totals(cube: xr.Dataset, bio: xr.Dataset, models: dict[int, Biom
     refits = {k: v for d in dask.compute(*parts) for k, v in d.items()} if parts else None
     light = s.mode == "structural" or (s.mode in ("paper", "covariance") and all(m.family == "nls" for m in models.values()))
     group = max(1, len(batches)) if light else 1
-    totals, failed = [], 0
+    totals, failed, warned = [], 0, Counter()
     for k in range(0, len(batches), group):
         say("Monte Carlo", k, len(batches))
         sums, fails = [], []
@@ -847,7 +854,9 @@ def monte_carlo_totals(cube: xr.Dataset, bio: xr.Dataset, models: dict[int, Biom
             fails.append(fit[1])
         sums, fails = dask.compute(sums, fails)
         totals += list(sums)
-        failed += int(sum(fails))
+        for n, w in fails:
+            failed += int(n)
+            warned.update(w)
     say("Monte Carlo", len(batches), len(batches))
     tot = np.concatenate(totals) if totals else np.zeros((0, 2, ny, len(REGIONS)))
     years = cube["year"].values
@@ -861,6 +870,7 @@ def monte_carlo_totals(cube: xr.Dataset, bio: xr.Dataset, models: dict[int, Biom
     for v in ds.data_vars:
         ds[v].attrs["units"] = "Pg C yr-1"
     ds.attrs = {"failed_refits": failed, "sample_pixels": s.sample_pixels,
+                "fit_warnings": {f"{fam}: {cat}": int(n) for (fam, cat), n in sorted(warned.items())},
                 "expected_sample_size": float((p_table * counts).sum()) if s.sample_pixels else 0.0,
                 "mode": s.mode, "param_cv": s.param_cv, "qualitative": s.qualitative,
                 "bootstrap_unit": s.bootstrap_unit, "seed": s.seed}
@@ -1018,6 +1028,8 @@ def run(ctx) -> None:
         summ = summ.merge(totals[["region", "year", "total_pg"]], on=["region", "year"], how="left")
         summ["mode"], summ["n"], summ["sample_pixels"] = mode, s.n, s.sample_pixels
         summ["failed_refits"] = int(mc.attrs["failed_refits"])
+        for what, n in mc.attrs.get("fit_warnings", {}).items():
+            ctx.note("uncertainty", f"{mode}: {what} x {n} (counted, not printed)")
         if mode == "structural":
             summ["models_spanned"] = int(sum(len(v) for v in extra["candidates"].values()))
         all_summ.append(summ)
