@@ -31,7 +31,8 @@ def _rows(table: pd.DataFrame, m: BiomeModel, biomes) -> pd.DataFrame:
     fb = str(m.meta.get("fallback") or "")
     sub = table[table["biome"].isin(list(biomes))] if fb.startswith("pooled") else table[table["biome"] == m.biome]
     sub = sub[np.isfinite(sub["rs"].to_numpy(float)) & (sub["rs"].to_numpy(float) > 0)]
-    return sub.dropna(subset=list(m.predictors))
+    # a biome mean reads Rs only (as its fit, models/fit.py)
+    return sub if fb.startswith(("biome mean", "mean of all")) else sub.dropna(subset=list(m.predictors))
 
 
 def refit(m: BiomeModel, table: pd.DataFrame, biomes) -> BiomeModel | None:

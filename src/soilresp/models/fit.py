@@ -183,7 +183,9 @@ def fit_biome(df: pd.DataFrame, biome: int, cfg: ModelsConfig, cand: dict[str, l
     for spec in specs:
         fam, form = spec
         cols = _columns(spec, preds)
-        rows = candidate_rows(dfp, cols)
+        # the biome mean is the mean of every row with Rs, as scored by _mean_oof (its T
+        # column is only recorded; before 2000 a MODIS predictor is missing, Rs is not)
+        rows = candidate_rows(dfp, [] if fam == "mean" else cols)
         X, y = dfp[cols].to_numpy(float)[rows], dfp["rs"].to_numpy(float)[rows]
         c = _Cand(fam, form, cols, df.index.to_numpy()[rows], df["site_id"].astype(str).to_numpy()[rows], y, X,
                   rows, {k: oofs[k][spec][rows] for k in SCHEMES})
