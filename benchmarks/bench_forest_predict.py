@@ -12,7 +12,9 @@ interleaved (the machine is shared):
 * forests: scikit-learn's / quantile-forest's own ``predict`` with ``n_jobs=1`` (as deployed)
   and ``n_jobs=2`` (its threads on both cores) against
   :func:`soilresp.models.forest_predict.pack_forest` ``.predict`` (numba, ``--threads``
-  threads), both ratios and the largest absolute difference of the outputs (g C m-2 yr-1);
+  threads), both ratios, the per-core ratio of CPU seconds (scikit-learn 1 job against the
+  packed kernel on 1 thread: robust to other processes on the machine) and the largest
+  absolute difference of the outputs (g C m-2 yr-1);
   also the one-off packing time. First it reports whether LLVM vectorised the walk on this
   CPU (gather instructions in a fresh, uncached compile of the kernel: 0 means scalar code,
   several times slower);
@@ -52,14 +54,23 @@ def table(n: int, seed: int = 0):
     return X, y
 
 
-def best(fns: dict, reps: int = 3) -> dict:
+def best(fns: dict, reps: int = 3, clock=time.perf_counter) -> dict:
     t = {k: np.inf for k in fns}
     for _ in range(reps):
         for k, fn in fns.items():
-            t0 = time.perf_counter()
+            t0 = clock()
             fn()
-            t[k] = min(t[k], time.perf_counter() - t0)
+            t[k] = min(t[k], clock() - t0)
     return t
+
+
+def cpu_ratio(est, pf, Xq, threads: int) -> float:
+    """scikit-learn (1 job) CPU seconds / packed CPU seconds on 1 numba thread: the per-core
+    speed, which other processes on the machine do not change (wall-clock ratios do)."""
+    set_num_threads(1)
+    t = best({"sk": lambda: est.predict(Xq), "pk": lambda: pf.predict(Xq)}, clock=time.process_time)
+    set_num_threads(threads)
+    return t["sk"] / t["pk"]
 
 
 def main():
@@ -80,7 +91,7 @@ def main():
     if a.svr_approx:
         return svr_approx(max(a.train), Xq)
     print(f"{'train':>6} {'model':<12} {'nodes':>7} {'depth':>5} {'pack s':>7} {'sk 1 job r/s':>12} "
-          f"{'sk 2 jobs r/s':>13} {'packed r/s':>11} {'x 1 job':>7} {'x 2 jobs':>8} {'max |diff|':>10}")
+          f"{'sk 2 jobs r/s':>13} {'packed r/s':>11} {'x 1 job':>7} {'x 2 jobs':>8} {'x CPU/core':>10} {'max |diff|':>10}")
     for n in a.train:
         X, y = table(n)
         for fam, leaf in (("rf", 1), ("rf", 5), ("qrf", 5), ("qrf", 10)):
@@ -96,9 +107,10 @@ def main():
             t = best({"sk": lambda: est.set_params(n_jobs=1).predict(Xq),
                       "sk2": lambda: est.set_params(n_jobs=2).predict(Xq), "pk": lambda: pf.predict(Xq)})
             est.set_params(n_jobs=1)
+            xc = cpu_ratio(est, pf, Xq, get_num_threads())
             print(f"{n:>6} {fam + ' leaf ' + str(leaf):<12} {pf.n_nodes:>7} {int(pf.depth.max()):>5} "
                   f"{tpack:>7.3f} {a.rows / t['sk']:>12,.0f} {a.rows / t['sk2']:>13,.0f} {a.rows / t['pk']:>11,.0f} "
-                  f"{t['sk'] / t['pk']:>7.1f} {t['sk2'] / t['pk']:>8.1f} {d:>10.2e}", flush=True)
+                  f"{t['sk'] / t['pk']:>7.1f} {t['sk2'] / t['pk']:>8.1f} {xc:>10.1f} {d:>10.2e}", flush=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             for fam in [f for f in ("svr", "ann") if f in a.families]:

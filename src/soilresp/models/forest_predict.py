@@ -87,10 +87,9 @@ class PackedForest:
         X = np.asarray(X)
         if X.ndim != 2 or X.shape[1] != self.n_features:
             raise ValueError(f"packed forest reads {self.n_features} columns, got shape {X.shape}")
-        nan = np.isnan(X).any(axis=1)
-        if nan.any():
-            raise ValueError(f"packed forest got NaN in row {int(np.argmax(nan))}; pass complete rows "
-                             "(BiomeModel.predict does)")
+        if np.isnan(X).any():
+            raise ValueError(f"packed forest got NaN in row {int(np.argmax(np.isnan(X).any(axis=1)))}; "
+                             "pass complete rows (BiomeModel.predict does)")
         Xk = np.zeros((X.shape[0], 1 << self.shift), dtype=np.int32)
         Xk[:, : self.n_features] = _key32(X)
         old = set_parallel_chunksize(1)  # dynamic: chunks go to whichever core is free
