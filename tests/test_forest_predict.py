@@ -5,7 +5,7 @@ import pytest
 from sklearn.ensemble import RandomForestRegressor
 
 from soilresp.models import BiomeModel
-from soilresp.models.forest_predict import _round_down_f32, is_packable, pack_forest
+from soilresp.models.forest_predict import _key32, _round_down_f32, is_packable, pack_forest
 from soilresp.models.ml import make_estimator
 
 
@@ -24,7 +24,57 @@ def test_rf_equals_sklearn(depth, leaf, p):
     rf = RandomForestRegressor(n_estimators=13, max_depth=depth, min_samples_leaf=leaf, random_state=3).fit(X, y)
     assert is_packable(rf)
     got = pack_forest(rf).predict(Xq)
-    np.testing.assert_allclose(got, rf.predict(Xq), rtol=1e-12, atol=0)
+    np.testing.assert_array_equal(got, rf.predict(Xq))  # same leaves, same summation order
+
+
+def _edge_rows(rf, X, rng):
+    """Rows whose values sit exactly on split thresholds, on their float32 neighbours and on
+    the float64 thresholds' float32 roundings, zeros of both signs, huge and subnormal values
+    (scikit-learn refuses infinities)."""
+    thr = np.concatenate([e.tree_.threshold[e.tree_.children_left >= 0] for e in rf.estimators_])
+    t32 = thr.astype(np.float32)
+    vals = np.concatenate([thr, t32, np.nextafter(t32, np.float32(np.inf)), np.nextafter(t32, np.float32(-np.inf)),
+                           [0.0, -0.0, 1e30, -1e30, 1e-45, -1e-45]])
+    rows = rng.choice(vals, size=(4000, X.shape[1]))
+    mix = rng.random(rows.shape) < 0.3  # some columns from the training rows instead
+    return np.where(mix, X[rng.integers(0, len(X), 4000)], rows)
+
+
+@pytest.mark.parametrize("leaf,p,seed", [(1, 3, 0), (5, 3, 1), (1, 1, 2), (2, 6, 3)])
+def test_rf_equals_sklearn_at_thresholds(leaf, p, seed):
+    """Ties (x == threshold), float32 rounding edges, zeros, extremes: the same leaves."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(300, p)) * 10.0 ** rng.integers(-3, 4, p)
+    X[:150, 0] = np.round(X[:150, 0])  # repeated values: thresholds at .5
+    X[150:200, 0] = rng.normal(size=50) * 1e-30  # splits near zero, thresholds below float32 precision
+    y = X @ (rng.normal(size=p) / 10.0 ** rng.integers(-3, 4, p)) + rng.normal(0, 1, 300)
+    rf = RandomForestRegressor(n_estimators=9, min_samples_leaf=leaf, random_state=seed).fit(X, y)
+    Xq = _edge_rows(rf, X, rng)
+    for Xin in (Xq, Xq.astype(np.float32)):
+        np.testing.assert_array_equal(pack_forest(rf).predict(Xin), rf.predict(Xin))
+
+
+def test_nan_rows_are_refused_and_biome_model_gives_nan():
+    X, y, Xq = _data(4)
+    rf = make_estimator("rf", 0).fit(X, y)
+    Xq[[5, 77], [0, 2]] = np.nan
+    with pytest.raises(ValueError, match="NaN in row 5"):
+        pack_forest(rf).predict(Xq)
+    got = BiomeModel(4, "rf", ["a", "b", "c"], rf).predict(Xq)
+    assert np.isnan(got[[5, 77]]).all()
+    ok = np.isfinite(Xq).all(axis=1)
+    np.testing.assert_array_equal(got[ok], rf.predict(Xq[ok]))
+
+
+def test_keys_order_as_floats():
+    rng = np.random.default_rng(1)
+    v = np.concatenate([rng.normal(size=500) * 10 ** rng.uniform(-40, 38, 500),
+                        [0.0, np.inf, -np.inf, 1e-45, -1e-45, 3.4e38, -3.4e38]]).astype(np.float32)
+    k = _key32(v)
+    a, b = np.meshgrid(np.arange(v.size), np.arange(v.size))
+    assert np.array_equal(v[a] > v[b], k[a] > k[b])
+    assert _key32(np.float32(-0.0)) < _key32(np.float32(0.0))  # why -0.0 thresholds are stored as +0.0
+    assert not np.signbit(_round_down_f32(np.array([-0.0, -1e-60]))[0])
 
 
 def test_threshold_rounding_is_exact():
