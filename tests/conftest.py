@@ -10,18 +10,22 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 # --------------------------------------------------------------- xdist: long files first
-# Seconds each of the long test files takes (setup included) on 2 busy cores (measured with
-# --durations, see docs/development.md). `--dist loadfile` hands out whole files, by default
-# those with the most tests first: these few-test, minutes-long files then came last, and one
-# worker ran two of them while the other sat idle (~24 min in CI). Handing them out first
-# (longest processing time first) lets the short files fill the gaps. The first file of each
-# worker builds one shared run (demo / tiny reference), so they are built side by side.
+# Rough seconds each long test file takes on 2 busy CI cores, setup included (from
+# `pytest --durations`, 2026-12). `--dist loadfile` hands out whole files, by default those
+# with the most tests first: these few-test, minutes-long files then came last, and one worker
+# ran two of them while the other sat idle (~24 min in CI). Handed out first (longest
+# processing time first), the short files fill the gaps. The first file of each worker builds
+# one of the two shared runs (3-degree demo, tiny reference), so they are built side by side;
+# the files that need the demo come later on the other worker.
 LONG_FILES = {
-    "test_report.py": 600,        # builds the shared 3-degree demo (conftest._built_demo)
-    "test_resume.py": 500,        # builds the shared tiny reference run (tiny_reference)
-    "test_repeatability.py": 300,
-    "test_staleness.py": 250,
+    "test_report.py": 450,          # builds the shared 3-degree demo (conftest._built_demo)
+    "test_resume.py": 250,          # builds the shared tiny reference run (tiny_reference)
+    "test_repeatability.py": 240,
+    "test_staleness.py": 200,
+    "test_bad_inputs.py": 150,
+    "test_api.py": 130,             # runs examples/python_api.ipynb
     "test_lock.py": 120,
+    "test_models_ml.py": 100,
 }
 
 
