@@ -1,7 +1,6 @@
-"""Same config and seed -> bit-identical tables and grids: twice with threads (the shared
-reference run, conftest.tiny_reference, made by `soilresp run` in its own process, and one
-here in this process) and once on a 2-process dask.distributed LocalCluster (provenance
-timestamps aside)."""
+"""Same config and seed -> bit-identical tables and grids: twice with threads (the two shared
+runs of conftest.tiny_reference, each a `soilresp run` process) and once on a 2-process
+dask.distributed LocalCluster (provenance timestamps aside)."""
 
 from __future__ import annotations
 
@@ -28,9 +27,11 @@ def root(tiny_reference):
 
 
 def test_threads_twice_and_local_cluster_are_bit_identical(root):
-    a = root / "reference"       # the first threads run: shared with the resume and lock tests
+    # the two threads runs: `soilresp run` twice, shared with the resume and lock tests
+    a, b = root / "first_run", root / "reference"
     assert 'scheduler = "threads"' in (root / "reference.toml").read_text()
-    b = _run(write_config(root, "repeat_threads.toml", output_dir="repeat_threads"))
+    assert (root / "first_run.toml").read_text() == (root / "reference.toml").read_text().replace(
+        'output_dir = "reference"', 'output_dir = "first_run"')
     c = _run(write_config(root, "repeat_cluster.toml", output_dir="repeat_cluster",
                           scheduler="local-cluster"))
     assert_same_outputs(a, b)
