@@ -9,17 +9,14 @@ from soilresp.cli import app
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    """A tiny synthetic world (tests/_tinyworld.py) run through field ... product."""
-    from _tinyworld import make_world, write_config
+def tiny_run(tiny_reference, tmp_path_factory):
+    """A copy of the shared tiny synthetic run (conftest.tiny_reference: tests/_tinyworld.py's
+    world through every stage); evaluate writes below its output folder."""
+    from conftest import copy_tiny_reference
 
     root = tmp_path_factory.mktemp("evalworld")
-    make_world(root)
-    cfg = write_config(root)
-    cfg.write_text(cfg.read_text().replace("mc_samples = 10", "mc_samples = 0"))
-    r = CliRunner().invoke(app, ["run", str(cfg), "--stage", "field", "--stage", "drivers", "--stage", "biomes",
-                                 "--stage", "sites", "--stage", "models", "--stage", "product"])
-    assert r.exit_code == 0, r.output
+    cfg = copy_tiny_reference(tiny_reference[0], root)
+    cfg.rename(root / "soilresp.toml")
     return root, None
 
 

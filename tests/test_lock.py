@@ -84,16 +84,14 @@ def _run(cfg: Path) -> subprocess.Popen:
 
 
 @pytest.mark.slow
-def test_two_concurrent_runs_one_refuses_other_equals_lone_run(tmp_path):
-    from _tinyworld import assert_same_outputs, leftovers, make_world, write_config
+def test_two_concurrent_runs_one_refuses_other_equals_lone_run(tiny_reference):
+    """The lone run is the shared reference run (conftest.tiny_reference: `soilresp run` of
+    the same config, alone in its folder)."""
+    from _tinyworld import assert_same_outputs, leftovers, write_config
 
-    make_world(tmp_path)
-    lone = _run(write_config(tmp_path, "lone.toml", output_dir="lone"))
-    _, err = lone.communicate(timeout=900)
-    assert lone.returncode == 0, err.decode()
-
-    cfg = write_config(tmp_path, "shared.toml", output_dir="shared")
-    shared = tmp_path / "shared"
+    root = tiny_reference[0]
+    cfg = write_config(root, "lock_shared.toml", output_dir="lock_shared")
+    shared = root / "lock_shared"
     shared.mkdir()
     for n in (".notes.tmp", ".x.old-1", ".y.partial"):   # a user's files in the folder survive
         (shared / n).write_text("user")
@@ -117,4 +115,4 @@ def test_two_concurrent_runs_one_refuses_other_equals_lone_run(tmp_path):
     for n in (".notes.tmp", ".x.old-1", ".y.partial"):   # the user's files survived untouched
         assert (shared / n).read_text() == "user"
         (shared / n).unlink()
-    assert_same_outputs(tmp_path / "lone", shared)
+    assert_same_outputs(root / "reference", shared)

@@ -1,11 +1,12 @@
-"""Same config and seed -> bit-identical tables and grids: twice with threads and once on a
-2-process dask.distributed LocalCluster (provenance timestamps aside)."""
+"""Same config and seed -> bit-identical tables and grids: twice with threads (the two shared
+runs of conftest.tiny_reference, each a `soilresp run` process) and once on a 2-process
+dask.distributed LocalCluster (provenance timestamps aside)."""
 
 from __future__ import annotations
 
 import pytest
 
-from _tinyworld import assert_same_outputs, leftovers, make_world, write_config
+from _tinyworld import assert_same_outputs, leftovers, write_config
 from soilresp.config import load_config
 from soilresp.pipeline import Context, compute_context, run_all
 
@@ -21,16 +22,18 @@ def _run(cfg_path):
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory):
-    r = tmp_path_factory.mktemp("repeat")
-    make_world(r)
-    return r
+def root(tiny_reference):
+    return tiny_reference[0]
 
 
 def test_threads_twice_and_local_cluster_are_bit_identical(root):
-    a = _run(write_config(root, "a.toml", output_dir="threads_a"))
-    b = _run(write_config(root, "b.toml", output_dir="threads_b"))
-    c = _run(write_config(root, "c.toml", output_dir="cluster", scheduler="local-cluster"))
+    # the two threads runs: `soilresp run` twice, shared with the resume and lock tests
+    a, b = root / "first_run", root / "reference"
+    assert 'scheduler = "threads"' in (root / "reference.toml").read_text()
+    assert (root / "first_run.toml").read_text() == (root / "reference.toml").read_text().replace(
+        'output_dir = "reference"', 'output_dir = "first_run"')
+    c = _run(write_config(root, "repeat_cluster.toml", output_dir="repeat_cluster",
+                          scheduler="local-cluster"))
     assert_same_outputs(a, b)
     assert_same_outputs(a, c)
     for run in (a, b, c):
@@ -47,9 +50,7 @@ def test_comparison_detects_a_changed_value(root, tmp_path):
 
     from soilresp import io
 
-    a = root / "threads_a"
-    if not a.is_dir():
-        pytest.skip("needs the run of the first test")
+    a = root / "reference"
     for target in ("grid", "table"):
         b = tmp_path / target
         shutil.copytree(a, b)

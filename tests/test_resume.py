@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _tinyworld import assert_same_outputs, leftovers, make_world, write_config
+from _tinyworld import assert_same_outputs, leftovers, write_config
 from soilresp import io
 from soilresp.pipeline import STAGES
 
@@ -64,14 +64,9 @@ def _timeline(run: Path, t0: float) -> list[tuple[str, float]]:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    root = tmp_path_factory.mktemp("killworld")
-    make_world(root)
-    cfg = write_config(root, "reference.toml", output_dir="reference")
-    t0 = time.time()
-    p = _start(cfg)
-    _, err = p.communicate(timeout=600)
-    assert p.returncode == 0, err.decode()
+def world(tiny_reference):
+    """The uninterrupted reference run (shared, conftest.tiny_reference) and its timeline."""
+    root, t0 = tiny_reference
     return root, _timeline(root / "reference", t0)
 
 
@@ -79,6 +74,7 @@ def test_killed_runs_resume_to_the_uninterrupted_result(world):
     root, phases = world
     cfg = write_config(root, "killed.toml", output_dir="killed")
     run = root / "killed"
+    assert not run.exists()
     total = sum(d for _, d in phases)
     rng = np.random.default_rng(20260901)
     moments = np.sort(rng.uniform(0, total, N_KILLS))
