@@ -66,6 +66,17 @@ def test_bad_json_fields_named(tmp_path):
         load_biome_model(tmp_path / "biome_01.json")
 
 
+def test_anchored_fit_of_a_warm_biome_loads(tmp_path):
+    """A concave Eq 2 anchored at 27 degC: b = s - 2 c r = 2.65 with c = -0.047 (Q10 3.1 at the
+    anchor). The paper-form b lies far outside [-1, 1]; the loader refused it and the demo
+    stopped at the product stage."""
+    (tmp_path / "biome_07.json").write_text(json.dumps({"biome": 7, "family": "nls", "predictors": ["tas"],
+                                                        "form": "eq2", "params": [2.0e-13, 2.65, -0.047]}))
+    m = load_biome_model(tmp_path / "biome_07.json")
+    y = m.predict(np.array([[24.0], [27.0], [30.0]]))
+    assert np.all((y > 100) & (y < 5000))
+
+
 @pytest.mark.parametrize("params, name", [([1e300, 0.05], "a"), ([300.0, 1e300], "b"), ([-5.0, 0.05], "a"),
                                           ([300.0, 0.05, 7.0], None)])
 def test_implausible_nls_parameters_refused(tmp_path, params, name):

@@ -44,7 +44,11 @@ FAMILIES = ("nls", "rf", "svr", "ann", "qrf")
 RS_LIMIT = 1e5
 # a scaled fallback's factor (models/fit.py): the biome's mean over the pooled model's mean
 LEVEL_SCALE_LIMITS = (1e-3, 1e3)
-_PARAM_LIMITS = {"a": (0.0, 1e6), "b": (-1.0, 1.0), "c": (-0.05, 0.05), "d": (-1e8, 1e8), "e": (-1e8, 1e8),
+# The fits bound the anchored parameters (models/nonlinear.py): a' <= 1e6, |s| <= 1, |c| <= 0.05,
+# anchor r = median training T; the paper's b = s - 2 c r and a = a' exp(-s r + c r^2) reach
+# |b| <= 1 + 2 * 0.05 * 60 = 7 and a <= 1e6 exp(60 + 180) ~ 1e110 for |r| <= 60 degC (a tropical
+# concave Eq 2-4 has b ~ 2.7 with c ~ -0.047). Predictions are checked against RS_LIMIT too.
+_PARAM_LIMITS = {"a": (0.0, 1e110), "b": (-7.0, 7.0), "c": (-0.05, 0.05), "d": (-1e8, 1e8), "e": (-1e8, 1e8),
                  "f": (-1e8, 1e8)}
 # Every (skops loader, fully qualified type) that the rf/svr/ann/qrf estimators of models/ml.py
 # serialise to (found with skops.io.get_untrusted_types and the schema of files soilresp wrote;
