@@ -632,7 +632,8 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
                                               "selection_steps.parquet"), _models,
           "per-biome Eq 1-4 fits, Eq 5 predictor choice, 10-fold CV, best model"),
     Stage("product", ("product.intervals", "product.interval_quantiles", "product.outside_aoa",
-                      "product.stability_drops", "product.stability_fraction", "product.stability_jackknife"),
+                      "product.stability_drops", "product.stability_fraction", "product.stability_jackknife",
+                      "product.stability_sample_pixels", "product.mc_min_per_stratum"),
           ("models", "drivers", "biomes", "sites"),
           ("rs.zarr", "totals.parquet", "latitude_profile.parquet"), _product,
           "Rs for every land pixel and year (model family, QRF intervals, AOA); totals; latitude profile; "
