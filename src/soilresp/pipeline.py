@@ -451,9 +451,12 @@ def compute_context(scheduler: str = "threads", workers: int = 2, client=None):
     from distributed import Client, LocalCluster
 
     if scheduler == "local-cluster":
+        # one core per worker process: numba's parallel kernels (trends, attribution, forest
+        # prediction) would otherwise start one thread per CPU in every worker, so 2 workers
+        # ran 4 kernel threads on 2 cores and 1 worker already used both
         with dask.config.set(same_graph), LocalCluster(
                 n_workers=workers, threads_per_worker=1, processes=True,
-                dashboard_address=None) as cluster, Client(cluster) as client:
+                dashboard_address=None, env={"NUMBA_NUM_THREADS": "1"}) as cluster, Client(cluster) as client:
             yield client
         return
     try:
