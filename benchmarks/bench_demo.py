@@ -37,10 +37,15 @@ def _rss_tree(proc) -> int:
     return total
 
 
-def child(resolution: float, out: Path, mc: int, result: Path) -> None:
+def child(resolution: float, out: Path, mc: int, result: Path, nls_only: bool = False) -> None:
     import psutil
 
+    from soilresp import demo
     from soilresp.demo import run_demo
+
+    if nls_only:  # the demo deploys nls anyway (select_from); skip tuning the ML families
+        demo.DEMO_TOML = demo.DEMO_TOML.replace('families = ["nls", "rf", "svr", "ann"]', 'families = ["nls"]')
+        assert 'families = ["nls"]' in demo.DEMO_TOML
 
     proc = psutil.Process()
     samples: list[tuple[float, int]] = []
@@ -84,10 +89,13 @@ def main() -> None:
     ap.add_argument("--resolution", type=float, nargs="+", default=[1.0])
     ap.add_argument("--mc-samples", type=int, default=500)
     ap.add_argument("--out", type=Path, default=None, help="parent folder of the demo folders")
+    ap.add_argument("--nls-only", action="store_true",
+                    help="models stage fits the nls family only (the demo deploys nls either way: "
+                         "the grid stages see the same models, the models stage takes seconds)")
     ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        child(float(args.child[0]), Path(args.child[1]), args.mc_samples, Path(args.child[2]))
+        child(float(args.child[0]), Path(args.child[1]), args.mc_samples, Path(args.child[2]), args.nls_only)
         return
     base = args.out or Path(tempfile.mkdtemp(prefix="soilresp-bench-"))
     res = []
@@ -96,11 +104,13 @@ def main() -> None:
         rj = base / f"bench_{r:g}.json"
         load0 = os.getloadavg()[0]
         subprocess.run([sys.executable, __file__, "--mc-samples", str(args.mc_samples),
+                        *(["--nls-only"] if args.nls_only else []),
                         "--child", str(r), str(out), str(rj)], check=True)
         d = json.loads(rj.read_text())
         d["load"] = (load0, os.getloadavg()[0])
         res.append(d)
-        print(f"\nsoilresp demo at {r:g} deg (SYNTHETIC world, --mc-samples {args.mc_samples}) in {out}")
+        print(f"\nsoilresp demo at {r:g} deg (SYNTHETIC world, --mc-samples {args.mc_samples}"
+              f"{', nls only' if args.nls_only else ''}) in {out}")
         print(f"  {'stage':<16} {'s':>8} {'RSS start GB':>13} {'peak RSS GB':>12}")
         for s in d["stages"]:
             print(f"  {s['stage']:<16} {s['seconds']:8.1f} {s['rss_start_gb']:13.2f} {s['peak_rss_gb']:12.2f}")
