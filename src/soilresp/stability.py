@@ -13,8 +13,9 @@ After each drop every biome's **deployed model** is refitted on the remaining ro
 its family, form, predictors and hyper-parameters fixed (Eq 1-4 by least squares with the
 same bounds; the biome mean as the mean; a pooled fallback on all remaining rows of biomes
 1-10; ML families by ``sklearn.base.clone``), and the mean annual global total (Pg C yr-1)
-is recomputed. This measures how much the fitted responses move, not the choice among
-candidates (the full nested selection would cost the models stage again per drop).
+is recomputed on the product grid. This measures how much the fitted responses move, not
+the choice among candidates (the full nested selection would cost the models stage again
+per drop).
 
 Where the total is evaluated (``sample_pixels``): 0 sums every pixel of the product grid per
 refit (exact, one grid pass per refit: ~30 h at 1 km on 2 cores, benchmarks/README.md). N > 0
