@@ -148,6 +148,14 @@ def _refit_and_mean(models, table, keep, sample) -> np.ndarray:
     return sample_means(_refit_all(models, table, keep), sample)
 
 
+def _on_cluster() -> bool:
+    """Whether dask computes on a distributed client (worker processes)."""
+    from dask.base import get_scheduler
+
+    owner = getattr(get_scheduler(), "__self__", None)
+    return type(owner).__name__ == "Client" and type(owner).__module__.startswith("distributed")
+
+
 def stability_totals(table: pd.DataFrame, models: dict[int, BiomeModel], cube: xr.Dataset, biome: xr.DataArray,
                      area: xr.DataArray, *, groups: np.ndarray, n_drops: int = 20, frac: float = 0.1,
                      jackknife: int = 10, seed: int = 0, region: xr.DataArray | None = None,
@@ -174,10 +182,12 @@ def stability_totals(table: pd.DataFrame, models: dict[int, BiomeModel], cube: x
         names = sorted({v for m in models.values() for v in m.predictors})
         sample = gather_stability_sample(cube, biome, region, area, names, sample_pixels, min_per_stratum, seed)
         base_mean = sample_means(models, sample)
-        # one task per refit (fit + predict the sample), the sample shared by all of them
+        # one task per refit (fit + predict the sample), the sample shared by all of them; in
+        # parallel on a cluster (single-threaded worker processes) only: the fits' warning
+        # filters are process-global, so refits in parallel threads changed each other's results
         shared = [dask.delayed(x, traverse=False) for x in (models, table, sample)]
         tasks = [dask.delayed(_refit_and_mean, pure=False)(shared[0], shared[1], keep, shared[2]) for keep in keeps]
-        means = [base_mean, *dask.compute(*tasks)]
+        means = [base_mean, *dask.compute(*tasks, **({} if _on_cluster() else {"scheduler": "synchronous"}))]
         w, q = sample["weight"], sample["q"]
         tot = np.array([np.sum(w * m) for m in means]) / G_PER_PG
         se = np.array([np.sqrt(np.sum(q * (w * m) ** 2)) for m in means]) / G_PER_PG
