@@ -22,8 +22,10 @@ Stages and what is run (SYNTHETIC data in the real formats):
 * ``product``, ``uncertainty`` (``--mc`` realisations of the default mode, site bootstrap,
   ``--mc-pixels`` stratified sample), ``trends``, ``attribution``: the real stages. The
   product stage's stability diagnostic (``product/stability.parquet``: 20 drops + 10
-  jackknife blocks, each refit's total recomputed on the whole grid) is timed as its own row
-  ``stability``.
+  jackknife blocks, each refit's total evaluated on the default ``stability_sample_pixels``
+  stratified sample) is timed as its own row ``stability``; its one pass over the grid
+  (stratum counts + gathering the sample) is timed alone and scaled to the 1 km grid, the
+  refits on the sample are not scaled (the same cells at any resolution).
 * ``aoa (stand-in)``: the area-of-applicability index is being built on another branch
   (issue 15). As a stand-in, a nearest-neighbour dissimilarity index (Meyer & Pebesma 2021:
   distance to the nearest training row in standardised predictor space) is timed with
@@ -61,6 +63,15 @@ import bench_modis  # noqa: E402
 from bench_product import KM1_CELLS, KM1_LAND_PIXELS, write_inputs  # noqa: E402
 
 DASK_STAGES = ("product", "stability", "uncertainty", "trends", "attribution")
+
+
+def _default_stability_pixels() -> int:
+    from soilresp.config import ProductConfig
+
+    return ProductConfig().stability_sample_pixels
+
+
+STABILITY_PIXELS = _default_stability_pixels()
 
 
 class PeakTreeRSS:
@@ -220,7 +231,8 @@ def sample_scan(out: Path, pixels: int, seed: int) -> float:
 
 def _stability_alone(out: Path, cfgd: dict) -> None:
     """The product stage's stability part (``product/stability.parquet``: default drops and
-    jackknife, each refit's total recomputed on the grid), timed apart from the map."""
+    jackknife, each refit's total evaluated on the default stratified sample), timed apart
+    from the map."""
     from soilresp import io
     from soilresp.config import BIOMES, config_from_dict
     from soilresp.models import load_biome_models
@@ -254,6 +266,8 @@ def run_dask_stages(out: Path, cfgd: dict, scheduler: str, workers: int) -> list
             rows.append({"stage": stage, "seconds": dt, "peak_gb": mem.peak / 1e9})
             if stage == "uncertainty" and cfgd["product"]["mc_sample_pixels"]:
                 rows[-1]["scan_s"] = sample_scan(out, cfgd["product"]["mc_sample_pixels"], cfgd["run"]["seed"])
+            if stage == "stability" and STABILITY_PIXELS:
+                rows[-1]["scan_s"] = sample_scan(out, STABILITY_PIXELS, cfgd["run"]["seed"])
     return rows
 
 
@@ -270,10 +284,13 @@ def main() -> None:
     ap.add_argument("--tiles", type=int, default=2)
     ap.add_argument("--composites", type=int, default=6)
     ap.add_argument("--tmp", default=None)
+    ap.add_argument("--chunk", type=int, default=256,
+                    help="grid chunk (cells); the 1 km globe has ~14,000 chunks of 256, a 20-degree "
+                         "window only 4: a smaller chunk gives the workers enough blocks to balance")
     a = ap.parse_args()
     if a.quick:
         a.window, a.tiles, a.composites, a.mc = [0.0, 10.0, 10.0, 20.0], 1, 2, 20
-    print(f"soilresp 1 km chain benchmark (SYNTHETIC data, real formats); {os.cpu_count()} CPUs; "
+    print(f"soilresp 1 km chain benchmark (SYNTHETIC data, real formats); chunk {a.chunk}; {os.cpu_count()} CPUs; "
           f"load average {os.getloadavg()[0]:.1f} (machine shared with other sessions)")
     table = []
     # drivers from real-format MODIS tiles
@@ -286,7 +303,7 @@ def main() -> None:
     # window inputs
     out = Path(tempfile.mkdtemp(prefix="soilresp-bench-1km-", dir=a.tmp))
     t0 = time.perf_counter()
-    info = write_inputs(out, a.res, tuple(a.window))
+    info = write_inputs(out, a.res, tuple(a.window), chunk=a.chunk)
     print(f"window {a.window} at {a.res} deg: {info['cells']:,} cells, {info['land']:,} land pixels x "
           f"{info['years']} years (inputs written in {time.perf_counter() - t0:.0f} s, not timed)")
     land, cells = info["land"], info["cells"]
@@ -307,7 +324,7 @@ def main() -> None:
                   "km1_h": aoa_s / aoa_rows * KM1_LAND_PIXELS * info["years"] / 3600})
     cfgd = {"run": {"output_dir": str(out), "years": [2000, 2014], "seed": 42},
             "grid": {"resolution": a.res, "lat_min": a.window[0], "lat_max": a.window[1],
-                     "lon_min": a.window[2], "lon_max": a.window[3], "chunk": 256},
+                     "lon_min": a.window[2], "lon_max": a.window[3], "chunk": a.chunk},
             "product": {"mc_samples": a.mc, "mc_sample_pixels": a.mc_pixels, "mc_batch": max(1, a.mc // 2),
                         "mc_qualitative": "none", "stability_drops": 0, "stability_jackknife": 0},
             "trends": {"bootstrap": 1000},
@@ -322,12 +339,13 @@ def main() -> None:
     main_w = 2 if 2 in runs else a.workers[-1]
     for r in runs[main_w]:
         s = r["seconds"]
-        if r["stage"] == "uncertainty" and "scan_s" in r:
-            # the grid pass scales with the cells; the realisations on the sample do not
+        if r["stage"] in ("uncertainty", "stability") and "scan_s" in r:
+            # the grid pass scales with the cells; the realisations / refits on the sample do not
             scan = min(r["scan_s"], s)
             h = (scan * KM1_CELLS / cells + (s - scan)) / 3600
-            print(f"uncertainty: grid pass (stratum counts + gathering the sample) {scan:.1f} s, "
-                  f"realisations on the sample {s - scan:.1f} s (fixed at any resolution)")
+            print(f"{r['stage']}: grid pass (stratum counts + gathering the sample) {scan:.1f} s, "
+                  f"{'realisations' if r['stage'] == 'uncertainty' else 'refits'} on the sample "
+                  f"{s - scan:.1f} s (fixed at any resolution)")
         elif r["stage"] == "uncertainty":
             h = s / 3600 * (KM1_CELLS / cells)
         else:

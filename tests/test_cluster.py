@@ -44,7 +44,11 @@ def _run(tmp, scheduler):
                             "trends": {"min_years": 5, "bootstrap": 50, "fdr": True},
                             "attribution": {"drivers": ["tas", "sm", "tc"]}}, base_dir=tmp)
     ctx = Context(cfg)
-    with compute_context(cfg.run.scheduler, cfg.run.workers):
+    with compute_context(cfg.run.scheduler, cfg.run.workers) as client:
+        if client is not None:  # one core per single-threaded worker: numba kernels included
+            import numba
+
+            assert set(client.run(numba.get_num_threads).values()) == {1}
         for s in HEAVY:
             STAGES[s].run(ctx)
     return out

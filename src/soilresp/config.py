@@ -353,6 +353,9 @@ class ProductConfig(_Section):
                                  "groups, each refitting the deployed models (product/stability.parquet; 0 = none)")
     stability_fraction: float = Field(0.1, gt=0, lt=1, description="share of location groups per drop")
     stability_jackknife: int = Field(10, ge=0, description="blocks of the grouped jackknife of the total (0 = none)")
+    stability_sample_pixels: int = Field(40000, ge=0, description="stability refits: totals from a stratified "
+                                         "sample of about N pixels (mc_min_per_stratum per stratum; sampling error "
+                                         "reported); 0 = every pixel per refit")
     mc_group_km: float | None = Field(None, ge=0, description="site-bootstrap location groups: sites "
                                       "within this distance (km, single linkage) are one unit; unset = "
                                       "one grid cell (resolution x 111.32 km)")

@@ -246,20 +246,26 @@ def bootstrap_tables(d, temp, precip, models, n, seed, *, min_obs, clip) -> np.n
 
 
 def global_sums(rs, t, p, biome, area, tables: np.ndarray, *, progress=None) -> dict[str, np.ndarray]:
-    """Global totals (Pg C yr-1, per year) by lat blocks, never the whole globe in memory.
+    """Global totals (Pg C yr-1, per year) block by block (the product's lat x lon chunks;
+    whole-longitude bands grew with the grid: ~0.5 GB of float64 temporaries at 0.25 degree,
+    ~2.5 GB at 0.05 degree), never the whole globe in memory.
 
     ``tables`` (k, 256, 3): the first is the fitted model, the rest bootstrap draws.
     Returns ``rs`` (year,), ``bl2004`` (year,), ``ratio`` (k, year) Rh totals."""
     ny = rs.sizes["year"]
     out = {"rs": np.zeros(ny), "bl2004": np.zeros(ny), "ratio": np.zeros((tables.shape[0], ny))}
     step = int(rs.chunks[rs.get_axis_num("lat")][0]) if rs.chunks else rs.sizes["lat"]
-    for i0 in range(0, rs.sizes["lat"], step):
-        sl = slice(i0, i0 + step)
-        r = np.asarray(rs.isel(lat=sl).values, float)
-        tt = np.asarray(t.isel(lat=sl).values, float)
-        pp = np.asarray(p.isel(lat=sl).values, float)
-        b = np.asarray(biome.isel(lat=sl).broadcast_like(rs.isel(year=0, lat=sl)).values)
-        a = np.asarray(area.isel(lat=sl).broadcast_like(rs.isel(year=0, lat=sl)).values, float)
+    lstep = int(rs.chunks[rs.get_axis_num("lon")][0]) if rs.chunks else rs.sizes["lon"]
+    blocks = [(slice(i0, i0 + step), slice(j0, j0 + lstep)) for i0 in range(0, rs.sizes["lat"], step)
+              for j0 in range(0, rs.sizes["lon"], lstep)]
+    for sl, sj in blocks:
+        r = np.asarray(rs.isel(lat=sl, lon=sj).values, float)
+        tt = np.asarray(t.isel(lat=sl, lon=sj).values, float)
+        pp = np.asarray(p.isel(lat=sl, lon=sj).values, float)
+        r0 = rs.isel(year=0, lat=sl, lon=sj)
+        b = np.asarray(biome.isel(lat=sl, lon=sj).broadcast_like(r0).values)
+        a = np.asarray((area.isel(lat=sl, lon=sj) if "lon" in area.dims else area.isel(lat=sl)).broadcast_like(r0).values,
+                       float)
         ok = np.isfinite(r) & (b[None] > 0) & np.isfinite(tt) & np.isfinite(pp)
         w = np.where(ok, r * a[None], 0.0)
         out["rs"] += w.sum(axis=(1, 2)) / G_PER_PG
@@ -270,8 +276,8 @@ def global_sums(rs, t, p, biome, area, tables: np.ndarray, *, progress=None) -> 
         for k in range(tables.shape[0]):
             f = np.nan_to_num(ratio_kernel(bv, tv, pv, tables[k]))
             out["ratio"][k] += np.bincount(yi, weights=wv * f, minlength=ny) / G_PER_PG
-        if progress:
-            progress("partition", min(i0 + step, rs.sizes["lat"]), rs.sizes["lat"])
+        if progress and sj.stop >= rs.sizes["lon"]:
+            progress("partition", min(sl.stop, rs.sizes["lat"]), rs.sizes["lat"])
     return out
 
 

@@ -451,9 +451,12 @@ def compute_context(scheduler: str = "threads", workers: int = 2, client=None):
     from distributed import Client, LocalCluster
 
     if scheduler == "local-cluster":
+        # one core per worker process: numba's parallel kernels (trends, attribution, forest
+        # prediction) would otherwise start one thread per CPU in every worker, so 2 workers
+        # ran 4 kernel threads on 2 cores and 1 worker already used both
         with dask.config.set(same_graph), LocalCluster(
                 n_workers=workers, threads_per_worker=1, processes=True,
-                dashboard_address=None) as cluster, Client(cluster) as client:
+                dashboard_address=None, env={"NUMBA_NUM_THREADS": "1"}) as cluster, Client(cluster) as client:
             yield client
         return
     try:
@@ -632,7 +635,8 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
                                               "selection_steps.parquet"), _models,
           "per-biome Eq 1-4 fits, Eq 5 predictor choice, 10-fold CV, best model"),
     Stage("product", ("product.intervals", "product.interval_quantiles", "product.outside_aoa",
-                      "product.stability_drops", "product.stability_fraction", "product.stability_jackknife"),
+                      "product.stability_drops", "product.stability_fraction", "product.stability_jackknife",
+                      "product.stability_sample_pixels", "product.mc_min_per_stratum"),
           ("models", "drivers", "biomes", "sites"),
           ("rs.zarr", "totals.parquet", "latitude_profile.parquet"), _product,
           "Rs for every land pixel and year (model family, QRF intervals, AOA); totals; latitude profile; "

@@ -409,13 +409,19 @@ def write_world(
     blocks = list(_blocks(grid))
     tmp = out / ".truth.zarr.tmp"
     coords = {"year": world.year_values, **grid.coords()}
+    # lazy placeholders (only the metadata is written): numpy templates chunked by xarray were
+    # hashed page by page, i.e. held as whole-grid arrays (0.8 GB at 0.25 degree) for the whole run
+    import dask.array as dsa
+
+    c3 = (ny, grid.chunk, grid.chunk)
     template = xr.Dataset(
-        {v: (("year", "lat", "lon"), np.empty((ny,) + grid.shape, np.float32)) for v in annual_names}
-        | {"land": (("lat", "lon"), np.empty(grid.shape, bool)),
-           "biome": (("lat", "lon"), np.empty(grid.shape, np.int8)),
-           "tas_mean": (("lat", "lon"), np.empty(grid.shape, np.float32))},
+        {v: (("year", "lat", "lon"), dsa.empty((ny,) + grid.shape, chunks=c3, dtype=np.float32))
+         for v in annual_names}
+        | {"land": (("lat", "lon"), dsa.empty(grid.shape, chunks=c3[1:], dtype=bool)),
+           "biome": (("lat", "lon"), dsa.empty(grid.shape, chunks=c3[1:], dtype=np.int8)),
+           "tas_mean": (("lat", "lon"), dsa.empty(grid.shape, chunks=c3[1:], dtype=np.float32))},
         coords=coords,
-    ).chunk({"year": -1, **grid.chunks()})
+    )
     import shutil
 
     shutil.rmtree(tmp, ignore_errors=True)
@@ -484,33 +490,40 @@ def _to_netcdf(ds: xr.Dataset, path: Path) -> Path:
 
 
 def _write_driver_file(path: Path, var: str, truth: xr.Dataset, world: SyntheticWorld) -> Path:
-    lat = truth["lat"].values
+    """One driver as CF-NetCDF, north to south, chunk by chunk. The file's chunks are the grid's
+    (12 months or all years x chunk x chunk cells, counted from the file's first row) and each
+    dask block fills whole file chunks, so nothing is read back and recompressed: the library's
+    default chunking (misaligned with the blocks, e.g. 45 x 144 x 360 at 0.25 degree) made every
+    block write evict and rewrite half-filled compressed chunks (time growing faster than the
+    grid) and gave the annual files one whole-grid chunk (decompressed whole by every reader task)."""
+    lat_n = truth["lat"].values[::-1]  # north to south, as in the file
     ny = world.n_years
+    annual = truth[var].isel(lat=slice(None, None, -1))
+    c_lat, c_lon = annual.data.chunksize[1], annual.data.chunksize[2]
+    annual = annual.chunk({"lat": c_lat})  # regular chunks from the file's first (northern) row
     if var in ANNUAL_VARS:
-        data = truth[var].isel(lat=slice(None, None, -1))
         time = pd.to_datetime([f"{y}-07-01" for y in world.year_values])
-        da = xr.DataArray(data.data, dims=("time", "lat", "lon"),
-                          coords={"time": time, "lat": lat[::-1], "lon": truth["lon"].values})
-        units = ANNUAL_VARS[var]
+        da = xr.DataArray(annual.data, dims=("time", "lat", "lon"),
+                          coords={"time": time, "lat": lat_n, "lon": truth["lon"].values})
+        units, t_chunk = ANNUAL_VARS[var], ny
     else:
-        annual = truth[var]
         monthly = annual.data.map_blocks(
             lambda blk, block_info=None: _monthly_from_annual(
-                var, blk, lat[block_info[0]["array-location"][1][0]:block_info[0]["array-location"][1][1]]),
+                var, blk, lat_n[block_info[0]["array-location"][1][0]:block_info[0]["array-location"][1][1]]),
             chunks=((12 * ny,),) + annual.data.chunks[1:], dtype=np.float32,
         )
         time = pd.date_range(f"{world.years[0]}-01-01", periods=12 * ny, freq="MS") + pd.Timedelta(days=14)
         da = xr.DataArray(monthly, dims=("time", "lat", "lon"),
-                          coords={"time": time, "lat": lat, "lon": truth["lon"].values})
-        da = da.isel(lat=slice(None, None, -1))
-        units = MONTHLY_VARS[var][1]
+                          coords={"time": time, "lat": lat_n, "lon": truth["lon"].values})
+        units, t_chunk = MONTHLY_VARS[var][1], 12
     da.attrs = {"units": units, "long_name": LONG_NAMES[var]}
     da["lat"].attrs = {"standard_name": "latitude", "units": "degrees_north"}
     da["lon"].attrs = {"standard_name": "longitude", "units": "degrees_east"}
     ds = xr.Dataset({var: da})
     tmp = path.with_name(f".{path.name}.tmp")
     ds.attrs.update({"title": "soilresp synthetic world (NOT real data)", "Conventions": "CF-1.10"})
-    enc = {var: {"zlib": True, "complevel": 1, "dtype": "float32", "_FillValue": -9999.0}}
+    enc = {var: {"zlib": True, "complevel": 1, "dtype": "float32", "_FillValue": -9999.0,
+                 "chunksizes": (t_chunk, min(c_lat, da.sizes["lat"]), min(c_lon, da.sizes["lon"]))}}
     ds.to_netcdf(tmp, encoding=enc)
     io._replace(tmp, path)
     return path

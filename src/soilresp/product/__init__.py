@@ -322,7 +322,8 @@ def _stability(ctx, models, cube, bio) -> None:
     with task_progress(ctx.progress, "stability of the total"):
         st = stability_totals(tab, models, cube, bio["biome"], bio["cell_area"], groups=groups,
                               n_drops=pc.stability_drops, frac=pc.stability_fraction,
-                              jackknife=pc.stability_jackknife, seed=ctx.cfg.run.seed)
+                              jackknife=pc.stability_jackknife, seed=ctx.cfg.run.seed, region=bio["region"],
+                              sample_pixels=pc.stability_sample_pixels, min_per_stratum=pc.mc_min_per_stratum)
     io.write_table(ctx.path("product", "stability.parquet"), st, ctx.prov("product"))
 
 
