@@ -723,7 +723,7 @@ def _extra_member():
 
 
 _model_params_huge = _edit_params(lambda old: [1e300] + list(old[1:]))
-_model_params_b = _edit_params(lambda old: [old[0], 5.0] + list(old[2:]))
+_model_params_b = _edit_params(lambda old: [old[0], 50.0] + list(old[2:]))
 _model_params_neg_a = _edit_params(lambda old: [-abs(old[0])] + list(old[1:]))
 
 
