@@ -40,11 +40,13 @@ from soilresp.models.base import BiomeModel
 
 
 def _rows(table: pd.DataFrame, m: BiomeModel, biomes) -> pd.DataFrame:
-    fb = str(m.meta.get("fallback") or "")
-    sub = table[table["biome"].isin(list(biomes))] if fb.startswith("pooled") else table[table["biome"] == m.biome]
+    from soilresp.product.uncertainty import fallback_kind
+
+    kind = fallback_kind(m)
+    sub = table[table["biome"].isin(list(biomes))] if kind in ("pooled", "scaled") else table[table["biome"] == m.biome]
     sub = sub[np.isfinite(sub["rs"].to_numpy(float)) & (sub["rs"].to_numpy(float) > 0)]
     # a biome mean reads Rs only (as its fit, models/fit.py)
-    return sub if fb.startswith(("biome mean", "mean of all")) else sub.dropna(subset=list(m.predictors))
+    return sub if kind in ("mean", "all-mean") else sub.dropna(subset=list(m.predictors))
 
 
 def refit(m: BiomeModel, table: pd.DataFrame, biomes) -> BiomeModel | None:
@@ -58,9 +60,11 @@ def refit(m: BiomeModel, table: pd.DataFrame, biomes) -> BiomeModel | None:
     if len(sub) < 3:
         return None
     X, y = sub[m.predictors].to_numpy(float), sub["rs"].to_numpy(float)
-    fb = str(m.meta.get("fallback") or "")
+    from soilresp.product.uncertainty import _level, fallback_kind
+
+    kind = fallback_kind(m)
     try:
-        if m.family == "nls" and fb.startswith("biome mean"):
+        if m.family == "nls" and kind == "mean":
             est = constant_model(y, X[:, 0])
         elif m.family == "nls":
             p = m.estimator.get_params()
@@ -70,9 +74,7 @@ def refit(m: BiomeModel, table: pd.DataFrame, biomes) -> BiomeModel | None:
     except (FitError, ValueError):
         return None
     out = BiomeModel(m.biome, m.family, m.predictors, est, dict(m.meta))
-    if fb.startswith("pooled response scaled"):  # the level too, from the biome's remaining rows
-        from soilresp.product.uncertainty import _level
-
+    if kind == "scaled":  # the level too, from the biome's remaining rows
         out.meta["level_scale"] = 1.0
         k = _level(out, X, y, sub["biome"].to_numpy() == m.biome)
         if k is None:

@@ -44,6 +44,17 @@ FAMILIES = ("nls", "rf", "svr", "ann", "qrf")
 RS_LIMIT = 1e5
 # a scaled fallback's factor (models/fit.py): the biome's mean over the pooled model's mean
 LEVEL_SCALE_LIMITS = (1e-3, 1e3)
+
+
+def ratio_level(y, p) -> float | None:
+    """sum(y) / sum(p): the level of a scaled fallback (Rs observed over the pooled response,
+    docs/models.md §6; ratio estimator); None when p is not all finite or the ratio lies
+    outside :data:`LEVEL_SCALE_LIMITS`."""
+    y, p = np.asarray(y, dtype=float), np.asarray(p, dtype=float)
+    if p.size == 0 or not np.isfinite(p).all() or not p.sum() > 0:
+        return None
+    k = float(np.nansum(y) / p.sum())
+    return k if LEVEL_SCALE_LIMITS[0] <= k <= LEVEL_SCALE_LIMITS[1] else None
 # The fits bound the anchored parameters (models/nonlinear.py): a' <= 1e6, |s| <= 1, |c| <= 0.05,
 # anchor r = median training T; the paper's b = s - 2 c r and a = a' exp(-s r + c r^2) reach
 # |b| <= 1 + 2 * 0.05 * 60 = 7 and a <= 1e6 exp(60 + 180) ~ 1e110 for |r| <= 60 degC (a tropical

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from soilresp.config import BIOMES, ModelsConfig
-from soilresp.models.base import LEVEL_SCALE_LIMITS as BASE_LEVEL, BiomeModel
+from soilresp.models.base import BiomeModel, ratio_level
 from soilresp.models.cv import KM_PER_DEG, PREFIX, SCHEMES, candidate_rows, fold_of, nested_oof, outer_splits
 from soilresp.models.cv import scheme_groups
 from soilresp.models.nonlinear import FORMS, FitError, NonlinearRs, constant_model, effective_q10
@@ -377,11 +377,8 @@ def _scaled_pooled(pfit: BiomeFit, sub: pd.DataFrame, groups: dict, cfg: ModelsC
     y = c.y[keep]
     pos = sub.index.get_indexer(c.index[keep])
     with np.errstate(all="ignore"):
-        fit_in = np.asarray(c.final.predict(c.X[keep]), dtype=float)
-    if not (np.isfinite(fit_in).all() and fit_in.sum() > 0):
-        return None
-    k = float(y.sum() / fit_in.sum())
-    if not BASE_LEVEL[0] <= k <= BASE_LEVEL[1]:
+        k = ratio_level(y, c.final.predict(c.X[keep]))
+    if k is None:
         return None
     oof, r2 = {}, {}
     for scheme in SCHEMES:
@@ -391,8 +388,8 @@ def _scaled_pooled(pfit: BiomeFit, sub: pd.DataFrame, groups: dict, cfg: ModelsC
         for tr, te in outer_splits(scheme, cfg.cv_folds, seed,
                                    None if g is None else g[pos], y.size):
             t = tr[np.isfinite(p[tr])]
-            if t.size and p[t].sum() > 0:
-                out[te] = y[t].sum() / p[t].sum() * p[te]
+            if (kf := ratio_level(y[t], p[t])) is not None:
+                out[te] = kf * p[te]
             mean[te] = y[tr].mean()
         oof[scheme] = out
         r2[scheme] = (_score(y, out).r2, _score(y, mean).r2)

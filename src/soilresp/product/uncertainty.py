@@ -484,14 +484,10 @@ def bootstrap_refit(model: BiomeModel, X, y, groups, rng, unit: str = "site", tr
 def _level(model: BiomeModel, X, y, own) -> float | None:
     """sum(Rs) / sum(prediction) over the rows ``own``: a scaled fallback's level (models/fit.py
     ``_scaled_pooled``); None without such rows or with a non-positive response."""
-    from soilresp.models.base import LEVEL_SCALE_LIMITS
+    from soilresp.models.base import ratio_level
 
-    if not own.any():
-        return None
     with np.errstate(all="ignore"):
-        p = model.predict(X[own])
-    k = float(np.nansum(y[own]) / np.nansum(p)) if np.isfinite(p).all() else np.nan
-    return k if LEVEL_SCALE_LIMITS[0] <= k <= LEVEL_SCALE_LIMITS[1] else None
+        return ratio_level(y[own], model.predict(X[own])) if own.any() else None
 
 
 def _nls_like(m: BiomeModel, form: str) -> NonlinearRs:
