@@ -143,3 +143,44 @@ def test_eq5_picks_true_seasonal_version_and_stops_without_moisture():
     assert preds2 == {"T": "tas_jja"} and set(nls_forms(preds2)) == {"eq1", "eq2"}
     with pytest.raises(FitError, match="temperature candidates"):
         stepwise_predictors(df, temperature=["nope"], moisture=[], productivity=[])
+
+
+def test_q10_of_one_is_a_shape_bound_not_a_degenerate_fit():
+    """Rs falling with T across sites (a confounded narrow tropical range): the sign
+    constraint holds Q10 at 1 at the anchor, the temperature term drops out, and the fit
+    stays eligible; a lower Q10 limit above 1 is a plausibility limit, so there it is not."""
+    rng = np.random.default_rng(1)
+    T, M = rng.uniform(27, 33, 150), rng.uniform(0.3, 1.0, 150)
+    y = 300 * M * np.exp(-0.04 * (T - 30)) * np.exp(rng.normal(0, 0.1, T.size))
+    for form, X in (("eq1", T[:, None]), ("eq3", np.c_[T, M])):
+        m = NonlinearRs(form).fit(X, y)
+        assert not m.at_bound_ and m.q10_ == pytest.approx(1.0, abs=1e-6)
+        assert "Q10 held at 1" in m.bound_reason_
+        # b is held in covariance draws only when the whole T term is 0
+        assert ("b" in m.shape_bound_) == (form == "eq1" or "c" in m.shape_bound_)
+        hi = NonlinearRs(form, q10_range=(1.5, 6.0)).fit(X, y)
+        assert hi.at_bound_ and "Q10 at the anchor temperature at its lower bound" in hi.bound_reason_
+    free = NonlinearRs("eq1", t_response="free").fit(T[:, None], y)
+    assert free.params_[1] < 0 and not free.shape_bound_
+
+
+def test_t2_term_on_its_box_limit_is_dropped_and_refitted():
+    """A hump a few degC wide drives c to its box limit (-0.05): the T^2 term is not
+    identified, so the fit drops it (c = 0) and refits; the result is eligible, says why,
+    equals the fit with c held at 0, and survives the model file."""
+    from soilresp.models.base import nls_from_dict
+
+    rng = np.random.default_rng(2)
+    T, M, P = rng.uniform(28, 33, 150), rng.uniform(0.3, 1, 150), rng.uniform(1500, 3000, 150)
+    y = (300 * M + 0.12 * P) * np.exp(-0.2 * (T - 30.5) ** 2) * np.exp(rng.normal(0, 0.1, T.size))
+    for form, X in (("eq2", T[:, None]), ("eq4", np.c_[T, M, P])):
+        m = NonlinearRs(form).fit(X, y)
+        assert m.t2_dropped_ and not m.at_bound_ and abs(m.params_[2]) < 1e-9
+        assert "refitted without it" in m.bound_reason_ and "c" in m.shape_bound_
+        free = NonlinearRs(form, t_response="free").fit(X, y)   # the box limit binds there too
+        assert free.t2_dropped_
+        back = nls_from_dict(m.to_dict())
+        assert back.t2_dropped_ and np.allclose(back.predict(X), m.predict(X))
+    # without the hump, the T^2 term is kept
+    y2 = 300 * M * np.exp(0.05 * T - 0.004 * T * T) * np.exp(rng.normal(0, 0.05, T.size))
+    assert not NonlinearRs("eq3").fit(np.c_[T, M], y2).t2_dropped_

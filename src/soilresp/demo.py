@@ -35,6 +35,8 @@ path = "world/srdb-data.csv"
 format = "srdb"
 
 [drivers]
+# every twin site lies inside its cell and observes that cell's truth: keep them all
+max_site_distance_km = {max_km}
 {sources}
 [biomes]
 path = "world/biomes.nc"
@@ -75,7 +77,15 @@ def demo_config_text(resolution: float, seed: int, years=(2000, 2014), mc: int =
         src.append(f'[[drivers.sources]]\nvariable = "{v}"\npath = "world/drivers/{v}.nc"\n'
                    f'frequency = "annual"\n')
     return DEMO_TOML.format(seed=seed, y0=years[0], y1=years[1], resolution=resolution,
-                            sources="\n".join(src), mc=mc, scheduler=scheduler, cv_folds=cv_folds)
+                            sources="\n".join(src), mc=mc, scheduler=scheduler, cv_folds=cv_folds,
+                            max_km=demo_site_distance_km(resolution))
+
+
+def demo_site_distance_km(resolution: float) -> float:
+    """``[drivers] max_site_distance_km`` of the demo: the default 100 km, or the half-diagonal
+    of an equatorial cell (km, 111.32 km per degree) when that is larger, so that no twin site
+    (sampled inside its cell, observing that cell's truth) is dropped at a coarse resolution."""
+    return float(max(100.0, np.ceil(resolution * 111.32 * np.sqrt(2.0) / 2.0 + 1.0)))
 
 
 def recovery_report(run_dir: Path, world_dir: Path) -> dict:

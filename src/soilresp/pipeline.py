@@ -518,7 +518,15 @@ def _sites(ctx: Context) -> None:
     obs = field.assign_biomes(obs, bio["biome"], max_cells=ctx.cfg.biomes.site_search_cells)
     _check_biomes_observed(ctx, obs, bio["biome"])
     cube = io.open_zarr(ctx.path("drivers", "drivers.zarr"))
-    tab = extract_at_sites(cube, obs, ctx.grid, ctx.cfg.drivers.max_site_distance_km)
+    lim = ctx.cfg.drivers.max_site_distance_km
+    tab = extract_at_sites(cube, obs, ctx.grid, lim)
+    far = int((tab["distance_km"] > lim).sum())
+    if far:
+        half = ctx.cfg.grid.resolution * 111.32 * np.sqrt(2.0) / 2.0
+        ctx.note("sites", f"{far} of {len(tab)} observations lie farther than [drivers] max_site_distance_km = "
+                          f"{lim:g} km from their cell's centre and get no drivers (not fitted)"
+                          + (f"; a {ctx.cfg.grid.resolution:g}-degree cell's half-diagonal is {half:.0f} km"
+                             if half > lim else ""))
     io.write_table(ctx.path("sites", "training.parquet"), tab, ctx.prov("sites"))
 
 

@@ -206,15 +206,31 @@ class NonlinearRs(RegressorMixin, BaseEstimator):
             return predict_form(self.form, q, Tc, M, P) - y
 
         lb, ub = _bounds(self.form, self.t_response, (qlo, qhi))
-        span = np.where(np.isfinite(ub - lb), ub - lb, 1.0)
-        q0 = np.clip(np.nan_to_num(q0, nan=0.0), lb + 1e-9 * span, ub - 1e-9 * span)
-        try:
-            res = least_squares(f, q0, bounds=(lb, ub), method="trf", max_nfev=self.max_nfev,
-                                x_scale="jac")
-        except ValueError as e:
-            raise FitError(f"{self.form}: least squares failed: {e}") from None
-        if not res.success or not np.all(np.isfinite(res.x)):
-            raise FitError(f"{self.form}: no convergence ({res.message})")
+
+        def solve(lb, ub, q0):
+            span = np.where(np.isfinite(ub - lb), ub - lb, 1.0)
+            q0 = np.clip(np.nan_to_num(q0, nan=0.0), lb + 1e-9 * span, ub - 1e-9 * span)
+            try:
+                res = least_squares(f, q0, bounds=(lb, ub), method="trf", max_nfev=self.max_nfev,
+                                    x_scale="jac")
+            except ValueError as e:
+                raise FitError(f"{self.form}: least squares failed: {e}") from None
+            if not res.success or not np.all(np.isfinite(res.x)):
+                raise FitError(f"{self.form}: no convergence ({res.message})")
+            return res
+
+        res = solve(lb, ub, q0)
+        # c on its box limit |c| = 0.05 (a hump a few degC wide: the T^2 term is not
+        # identified, typically a narrow T range): drop the term (c = 0, the nested form
+        # without it) and refit; recorded in bound_reason_ (backward elimination).
+        self.t2_dropped_ = False
+        if self.form != "eq1" and abs(abs(res.x[2]) - _C_MAX) <= 1e-6 * _C_MAX:
+            lb, ub = lb.copy(), ub.copy()
+            lb[2], ub[2] = -1e-12, 1e-12
+            q1 = res.x.copy()
+            q1[2] = 0.0
+            res = solve(lb, ub, q1)
+            self.t2_dropped_ = True
         q = res.x
         dof = max(1, y.size - npar)
         s2 = 2 * res.cost / dof
@@ -249,18 +265,26 @@ class NonlinearRs(RegressorMixin, BaseEstimator):
         tol = 1e-6 * np.maximum(1.0, np.abs(np.where(np.isfinite(lb), lb, 0)))
         on = [k for k in range(npar) if (np.isfinite(lb[k]) and abs(q[k] - lb[k]) <= tol[k])
               or (np.isfinite(ub[k]) and abs(q[k] - ub[k]) <= 1e-6 * max(1.0, abs(ub[k])))]
-        # c = 0, e = 0 (concavity) and f = 0 binding: the term drops out, leaving a simpler
-        # nested form; the constrained optimum is a valid model. Any other bound (a, Q10,
-        # the box limits of c, d, e) is a degenerate optimum.
-        zero = {2, 4, 5} if self.t_response != "free" else set()
+        # c = 0, e = 0 (concavity), f = 0 and, when q10_range starts at 1, Q10 = 1 (Rs does
+        # not fall as T rises) binding: a sign constraint holds the term at 0, leaving a
+        # simpler nested form; the constrained optimum is a valid model. Any other bound (a,
+        # the Q10 plausibility limits, the box limits of c, d, e) is a degenerate optimum.
+        zero = {2, 4, 5} | ({1} if qlo == 1.0 else set()) if self.t_response != "free" else set()
+        if self.t2_dropped_:
+            zero = zero | {2}
         shape = [k for k in on if k in zero and abs(q[k]) <= 1e-6]
         hard = [k for k in on if k not in shape]
         self.at_bound_ = bool(hard)
-        self.shape_bound_ = [FORMS[self.form][k] for k in shape]
+        # b is listed (held in covariance draws) only when the whole T term is 0 (b = s - 2 c r)
+        self.shape_bound_ = [FORMS[self.form][k] for k in shape if k != 1 or 2 in shape or self.form == "eq1"]
         self.bound_reason_ = "; ".join(
-            [f"{_BOUND_NAMES[k]} at its {'lower' if abs(q[k] - lb[k]) <= tol[k] else 'upper'} bound"
-             + (f" (Q10 {np.exp(10 * q[1]):.3g} at {r:.3g} degC)" if k == 1 else "") for k in hard]
-            + [f"{_BOUND_NAMES[k]} held at 0 by the shape constraint (term drops out)" for k in shape])
+            ([f"c (T^2 term) on its box limit {_C_MAX:g}: refitted without it (c = 0)"] if self.t2_dropped_ else [])
+            + [f"{_BOUND_NAMES[k]} at its {'lower' if abs(q[k] - lb[k]) <= tol[k] else 'upper'} bound"
+               + (f" (Q10 {np.exp(10 * q[1]):.3g} at {r:.3g} degC)" if k == 1 else "") for k in hard]
+            + [("Q10 held at 1 at the anchor temperature by the shape constraint (Rs does not fall as T "
+                "rises; no temperature response there)" if k == 1 else
+                f"{_BOUND_NAMES[k]} held at 0 by the shape constraint (term drops out)")
+               for k in shape if not (k == 2 and self.t2_dropped_)])
         self.n_features_in_ = X.shape[1]
         return self
 
@@ -279,7 +303,8 @@ class NonlinearRs(RegressorMixin, BaseEstimator):
                 "x_ref": np.asarray(getattr(self, "x_ref_", []), dtype=float).tolist(),
                 "t_response": self.t_response, "q10_range": [float(v) for v in self.q10_range],
                 "at_bound": self.at_bound_, "bound_reason": getattr(self, "bound_reason_", ""),
-                "shape_bound": list(getattr(self, "shape_bound_", []))}
+                "shape_bound": list(getattr(self, "shape_bound_", [])),
+                "t2_dropped": bool(getattr(self, "t2_dropped_", False))}
 
 
 def constant_model(y, T) -> NonlinearRs:
