@@ -79,3 +79,23 @@ def test_world_land_uses_the_packaged_mask_not_global_land_mask(monkeypatch):
     g = Grid(2.0, -60, 84, -180, 180)
     land = SyntheticWorld(g, seed=1).land(g.lat, g.lon)
     assert land.shape == g.shape and int(land.sum()) == 3885
+
+
+def test_demo_keeps_every_twin_site_at_a_coarse_grid(tmp_path):
+    """A twin site lies inside its cell and observes that cell's truth, so the demo's
+    max_site_distance_km must reach every site: at 5 degrees the 100 km default dropped most
+    of them (cell half-diagonal 394 km)."""
+    from soilresp.demo import demo_site_distance_km
+    from soilresp.drivers import extract_at_sites
+    from soilresp.field.srdb import read_srdb
+
+    p = write_world(tmp_path, resolution=5.0, n_sites=150, seed=2, kind="hard")
+    g = Grid(5.0, -60, 84, -180, 180)
+    obs = read_srdb(p["srdb"])
+    obs = obs.assign(year=np.floor(obs["Study_midyear"]).astype(int), lat=obs["Latitude"], lon=obs["Longitude"])
+    cube = xr.open_zarr(p["truth"], consolidated=False)[["tas"]]
+    obs = obs[obs["year"].isin(cube["year"].values)]           # the planted 1995 records
+    far = extract_at_sites(cube, obs, g, 100.0)
+    assert far["tas"].isna().mean() > 0.3                      # what the default lost
+    kept = extract_at_sites(cube, obs, g, demo_site_distance_km(5.0))
+    assert kept["tas"].notna().all() and demo_site_distance_km(0.5) == 100.0
