@@ -120,3 +120,27 @@ def test_site_search_cells_reaches_the_sites_stage(small_demo, tmp_path):
     assert done == {"biomes": "ran", "sites": "ran"}   # a [biomes] key: the cheap map reruns too
     tab = io.read_table(run / "sites" / "training.parquet")
     assert len(tab) == before and int((tab["biome"] == 0).sum()) <= n_unassigned
+
+
+def test_sites_stage_notes_rows_beyond_max_site_distance(small_demo, tmp_path):
+    """Rows farther from their cell's centre than [drivers] max_site_distance_km get no
+    drivers; the sites stage says how many and, on a coarse grid, the cell's half-diagonal."""
+    import re
+    import shutil
+
+    out, _ = small_demo
+    run = tmp_path / "run"
+    shutil.copytree(out / "run", run)
+    base = (out / "soilresp.toml").read_text().replace('output_dir = "run"', f'output_dir = "{run}"')
+    text = re.sub(r"max_site_distance_km = [0-9.]+", "max_site_distance_km = 60", base)
+    assert text != base
+    cfg_path = out / "near.toml"
+    cfg_path.write_text(text)
+    ctx = Context(load_config(cfg_path))
+    assert run_all(ctx, ["sites"])["sites"] == "ran"
+    tab = io.read_table(run / "sites" / "training.parquet")
+    far = int((tab["distance_km"] > 60).sum())
+    assert far > 0 and tab.loc[tab["distance_km"] > 60, "tas"].isna().all()
+    note = [n for n in ctx.notes if n.startswith("sites:")]
+    assert len(note) == 1 and f"{far} of {len(tab)} observations" in note[0]
+    assert "3-degree cell's half-diagonal is 236 km" in note[0]
