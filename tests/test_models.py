@@ -162,6 +162,15 @@ def test_q10_of_one_is_a_shape_bound_not_a_degenerate_fit():
         assert hi.at_bound_ and "Q10 at the anchor temperature at its lower bound" in hi.bound_reason_
     free = NonlinearRs("eq1", t_response="free").fit(T[:, None], y)
     assert free.params_[1] < 0 and not free.shape_bound_
+    # flat below 29 degC, falling above: the concave fit is a hump pinned at the median T
+    # (Rs falls above it), a forced optimum, so refused; anchored at the warmest T
+    # (monotone) Q10 = 1 there with c <= 0 never lets Rs fall, so it is a valid nested fit
+    y2 = 500 * np.exp(-0.3 * np.clip(T - 29, 0, None)) * np.exp(rng.normal(0, 0.05, T.size))
+    hump = NonlinearRs("eq2").fit(T[:, None], y2)
+    assert hump.q10_ == pytest.approx(1.0, abs=1e-6) and hump.params_[2] < -1e-3
+    assert hump.at_bound_ and "Q10 at the anchor temperature at its lower bound" in hump.bound_reason_
+    mono = NonlinearRs("eq2", t_response="monotone").fit(T[:, None], y2)
+    assert not mono.at_bound_ and "Q10 held at 1" in mono.bound_reason_
 
 
 def test_t2_term_on_its_box_limit_is_dropped_and_refitted():

@@ -224,13 +224,19 @@ class NonlinearRs(RegressorMixin, BaseEstimator):
         # identified, typically a narrow T range): drop the term (c = 0, the nested form
         # without it) and refit; recorded in bound_reason_ (backward elimination).
         self.t2_dropped_ = False
-        if self.form != "eq1" and abs(abs(res.x[2]) - _C_MAX) <= 1e-6 * _C_MAX:
-            lb, ub = lb.copy(), ub.copy()
-            lb[2], ub[2] = -1e-12, 1e-12
+        if self.form != "eq1" and abs(abs(res.x[2]) - _C_MAX) <= 1e-6:   # the on-bound tolerance below
+            lb2, ub2 = lb.copy(), ub.copy()
+            lb2[2], ub2[2] = -1e-12, 1e-12
             q1 = res.x.copy()
             q1[2] = 0.0
-            res = solve(lb, ub, q1)
-            self.t2_dropped_ = True
+            try:
+                res2 = solve(lb2, ub2, q1)
+            except FitError:
+                res2 = None   # keep the first fit, refused as on a bound
+            if res2 is not None:
+                res, lb, ub = res2, lb2, ub2
+                res.x[2] = 0.0
+                self.t2_dropped_ = True
         q = res.x
         dof = max(1, y.size - npar)
         s2 = 2 * res.cost / dof
@@ -269,10 +275,16 @@ class NonlinearRs(RegressorMixin, BaseEstimator):
         # not fall as T rises) binding: a sign constraint holds the term at 0, leaving a
         # simpler nested form; the constrained optimum is a valid model. Any other bound (a,
         # the Q10 plausibility limits, the box limits of c, d, e) is a degenerate optimum.
-        zero = {2, 4, 5} | ({1} if qlo == 1.0 else set()) if self.t_response != "free" else set()
+        zero = {2, 4, 5} if self.t_response != "free" else set()
         if self.t2_dropped_:
             zero = zero | {2}
         shape = [k for k in on if k in zero and abs(q[k]) <= 1e-6]
+        # Q10 held at 1 is a sign constraint (Rs never falls as T rises over the training
+        # range) for Eq 1, with the T^2 term at 0, or with the anchor at the warmest T
+        # (monotone); a concave hump pinned at the median T is a forced optimum, refused
+        if (self.t_response != "free" and qlo == 1.0 and 1 in on and abs(q[1]) <= 1e-6
+                and (self.form == "eq1" or 2 in shape or self.t_response == "monotone")):
+            shape.append(1)
         hard = [k for k in on if k not in shape]
         self.at_bound_ = bool(hard)
         # b is listed (held in covariance draws) only when the whole T term is 0 (b = s - 2 c r)
