@@ -16,7 +16,9 @@ bound is a box bound; reported parameters are in the original units. The respons
 physically bounded by default (``t_response="concave"``: c <= 0, e <= 0, f >= 0, Q10 at the
 median training T within 1-6); see :class:`NonlinearRs`. A fit with a parameter on a bound
 sets ``at_bound_`` (not eligible for selection) and says why in ``bound_reason_``; c, e or f
-held at 0 by the shape constraint is not degenerate (the term drops out). The temperature sensitivity of every
+held at 0 by the shape constraint is not degenerate (the term drops out), nor is Q10 held at 1
+where Rs then cannot fall with T (Eq 1, c = 0, or ``monotone``); c on its box limit is dropped
+and the fit redone (``t2_dropped_``). The temperature sensitivity of every
 form is :func:`effective_q10` (exp(10 d ln Rs / dT), which depends on T for Eq 2-4).
 """
 
@@ -143,8 +145,10 @@ class NonlinearRs(RegressorMixin, BaseEstimator):
     q10_ : float, effective Q10 = exp(10 d ln Rs / dT) at ``x_ref_`` (:func:`effective_q10`).
     at_bound_ : bool, a parameter sits on a bound that makes the fit degenerate (a, the Q10
         range, the box limits); ``bound_reason_`` says which. A shape constraint holding c, e
-        or f at 0 (the term drops out: a nested simpler form) is listed in ``shape_bound_``
-        and ``bound_reason_`` but is not degenerate.
+        or f at 0 (the term drops out: a nested simpler form), or Q10 at 1 where Rs cannot
+        then fall with T, is listed in ``shape_bound_`` and ``bound_reason_`` but is not
+        degenerate.
+    t2_dropped_ : bool, c reached its box limit and the fit was redone with c = 0.
     train_min_, train_max_ : ndarray, range of each input over the fitted rows.
     """
 
