@@ -137,7 +137,7 @@ def test_sites_stage_notes_rows_beyond_max_site_distance(small_demo, tmp_path):
     cfg_path = out / "near.toml"
     cfg_path.write_text(text)
     ctx = Context(load_config(cfg_path))
-    assert run_all(ctx, ["drivers", "sites"])["sites"] == "ran"   # a [drivers] key
+    assert run_all(ctx, ["drivers", "biomes", "sites"])["sites"] == "ran"   # a [drivers] key: drivers and what reads them
     tab = io.read_table(run / "sites" / "training.parquet")
     far = int((tab["distance_km"] > 60).sum())
     assert far > 0 and tab.loc[tab["distance_km"] > 60, "tas"].isna().all()
