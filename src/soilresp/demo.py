@@ -83,9 +83,11 @@ def demo_config_text(resolution: float, seed: int, years=(2000, 2014), mc: int =
 
 def demo_site_distance_km(resolution: float) -> float:
     """``[drivers] max_site_distance_km`` of the demo: the default 100 km, or the half-diagonal
-    of an equatorial cell (km, 111.32 km per degree) when that is larger, so that no twin site
+    of an equatorial cell (:func:`soilresp.grid.cell_half_diagonal_km`) when that is larger, so that no twin site
     (sampled inside its cell, observing that cell's truth) is dropped at a coarse resolution."""
-    return float(max(100.0, np.ceil(resolution * 111.32 * np.sqrt(2.0) / 2.0 + 1.0)))
+    from soilresp.grid import cell_half_diagonal_km
+
+    return float(max(100.0, np.ceil(cell_half_diagonal_km(resolution) + 1.0)))
 
 
 def recovery_report(run_dir: Path, world_dir: Path) -> dict:

@@ -18,6 +18,13 @@ from soilresp.config import GridConfig
 WGS84_A = 6378137.0  # semi-major axis, m
 WGS84_F = 1.0 / 298.257223563
 WGS84_E2 = WGS84_F * (2.0 - WGS84_F)  # first eccentricity squared
+KM_PER_DEG = 111.32          # one degree of latitude / of longitude at the equator, km
+
+
+def cell_half_diagonal_km(resolution: float) -> float:
+    """Half the diagonal of an equatorial cell of ``resolution`` degrees, km (the farthest a
+    point inside a cell can be from its centre, approximately)."""
+    return float(resolution) * KM_PER_DEG * np.sqrt(2.0) / 2.0
 
 
 def _q(phi: np.ndarray) -> np.ndarray:

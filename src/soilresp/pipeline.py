@@ -511,6 +511,7 @@ def _biomes(ctx: Context) -> None:
 def _sites(ctx: Context) -> None:
     from soilresp import field
     from soilresp.drivers import extract_at_sites
+    from soilresp.grid import cell_half_diagonal_km
 
     obs = io.read_table(ctx.path("field", "observations.parquet"))
     bio = io.open_zarr(ctx.path("biomes", "biomes.zarr"), ["biome"])
@@ -522,7 +523,7 @@ def _sites(ctx: Context) -> None:
     tab = extract_at_sites(cube, obs, ctx.grid, lim)
     far = int((tab["distance_km"] > lim).sum())
     if far:
-        half = ctx.cfg.grid.resolution * 111.32 * np.sqrt(2.0) / 2.0
+        half = cell_half_diagonal_km(ctx.cfg.grid.resolution)
         ctx.note("sites", f"{far} of {len(tab)} observations lie farther than [drivers] max_site_distance_km = "
                           f"{lim:g} km from their cell's centre and get no drivers (not fitted)"
                           + (f"; a {ctx.cfg.grid.resolution:g}-degree cell's half-diagonal is {half:.0f} km"

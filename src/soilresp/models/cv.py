@@ -29,8 +29,9 @@ import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from soilresp.grid import KM_PER_DEG  # noqa: F401  (re-exported: the CV's default distance)
+
 EARTH_RADIUS_KM = 6371.0088  # mean Earth radius (IUGG)
-KM_PER_DEG = 111.32          # one degree of latitude / of longitude at the equator, km
 SCHEMES = ("random", "site", "location", "block")
 #: column prefix of each scheme's skill in skill.parquet / selected.parquet
 PREFIX = {"random": "cv_", "site": "site_cv_", "location": "loc_cv_", "block": "block_cv_"}
