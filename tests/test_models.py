@@ -193,3 +193,34 @@ def test_t2_term_on_its_box_limit_is_dropped_and_refitted():
     # without the hump, the T^2 term is kept
     y2 = 300 * M * np.exp(0.05 * T - 0.004 * T * T) * np.exp(rng.normal(0, 0.05, T.size))
     assert not NonlinearRs("eq3").fit(np.c_[T, M], y2).t2_dropped_
+
+
+def test_covariance_matches_curve_fit_and_excludes_held_parameters():
+    """cov_ is s^2 (J'J)^-1 with s^2 = RSS / (n - free parameters), as scipy's curve_fit
+    reports it for an interior optimum; a parameter held by a sign constraint (c = 0 of a
+    convex truth, or c dropped at its box limit) adds no variance and no degree of freedom, so
+    the held Eq 2 has exactly the covariance of the nested Eq 1 fit."""
+    from scipy.optimize import curve_fit
+
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        T = rng.uniform(-5, 25, 60 + 20 * seed)
+        y = 200 * np.exp(0.06 * T + 0.0015 * T * T) * np.exp(rng.normal(0, 0.15, T.size))  # convex
+        e1 = NonlinearRs("eq1").fit(T[:, None], y)
+        assert not e1.at_bound_
+        popt, pcov = curve_fit(lambda t, a, b: a * np.exp(b * t), T, y, p0=e1.params_)
+        np.testing.assert_allclose(e1.params_, popt, rtol=1e-5)
+        np.testing.assert_allclose(e1.cov_, pcov, rtol=1e-3, atol=1e-12)
+        e2 = NonlinearRs("eq2").fit(T[:, None], y)
+        assert e2.shape_bound_ == ["c"] and not e2.at_bound_
+        np.testing.assert_allclose(e2.params_[:2], e1.params_, rtol=1e-5)
+        np.testing.assert_allclose(e2.cov_[:2, :2], e1.cov_, rtol=1e-3)
+        assert e2.stderr_[2] == 0 and np.all(e2.cov_[2] == 0)
+    # c dropped at its box limit: se(b) is that of the refit without the T^2 term
+    rng = np.random.default_rng(2)
+    T = rng.uniform(28, 33, 150)
+    y = 300 * np.exp(-0.2 * (T - 30.5) ** 2) * np.exp(rng.normal(0, 0.1, T.size))
+    m = NonlinearRs("eq2").fit(T[:, None], y)
+    assert m.t2_dropped_ and m.stderr_[2] == 0
+    one = NonlinearRs("eq1", q10_range=(1e-3, 6.0)).fit(T[:, None], y)   # same nested fit, b free
+    np.testing.assert_allclose(m.stderr_[:2], one.stderr_, rtol=0.05)

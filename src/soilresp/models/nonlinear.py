@@ -113,6 +113,17 @@ def _scaled_params(form: str, q: np.ndarray, sm: float, sp: float) -> np.ndarray
     return p
 
 
+def _lower_tol(lb: np.ndarray) -> np.ndarray:
+    return 1e-6 * np.maximum(1.0, np.abs(np.where(np.isfinite(lb), lb, 0)))
+
+
+def _on_bound(q, lb, ub) -> list[int]:
+    """Indices of the internal parameters on a lower or upper bound (relative tolerance 1e-6)."""
+    tol = _lower_tol(lb)
+    return [k for k in range(q.size) if (np.isfinite(lb[k]) and abs(q[k] - lb[k]) <= tol[k])
+            or (np.isfinite(ub[k]) and abs(q[k] - ub[k]) <= 1e-6 * max(1.0, abs(ub[k])))]
+
+
 class NonlinearRs(RegressorMixin, BaseEstimator):
     """Huang et al. 2020 Eq 1-4 regression, fitted by bounded nonlinear least squares.
 
@@ -139,8 +150,11 @@ class NonlinearRs(RegressorMixin, BaseEstimator):
     Attributes
     ----------
     params_ : ndarray, parameters in original units (names in :data:`FORMS`).
-    cov_ : ndarray, parameter covariance (original units) from the Jacobian at the optimum.
-    stderr_ : ndarray, standard errors.
+    cov_ : ndarray, parameter covariance (original units): s^2 (J'J)^-1 over the free
+        parameters at the optimum (J the residuals' Jacobian, s^2 = RSS / (n - free)),
+        propagated to the paper's parameters; a parameter held by a sign constraint
+        (``shape_bound_``, or Q10 held at 1) has no variance of its own.
+    stderr_ : ndarray, standard errors (0 for a held parameter).
     x_ref_ : ndarray, median of each input over the fitted rows (T degC, M, P).
     q10_ : float, effective Q10 = exp(10 d ln Rs / dT) at ``x_ref_`` (:func:`effective_q10`).
     at_bound_ : bool, a parameter sits on a bound that makes the fit degenerate (a, the Q10
@@ -242,10 +256,16 @@ class NonlinearRs(RegressorMixin, BaseEstimator):
                 res.x[2] = 0.0
                 self.t2_dropped_ = True
         q = res.x
-        dof = max(1, y.size - npar)
+        held = self._held(q, lb, ub, r, qlo)
+        free = np.array([k not in held for k in range(npar)])
+        # covariance over the free parameters only; a held one (c, e, f at 0, Q10 at 1, c
+        # dropped) is a constraint, not an estimate: zero variance, no degree of freedom
+        dof = max(1, y.size - int(free.sum()))
         s2 = 2 * res.cost / dof
+        covq = np.zeros((npar, npar))
         try:
-            covq = np.linalg.pinv(res.jac.T @ res.jac) * s2
+            jf = res.jac[:, free]
+            covq[np.ix_(free, free)] = np.linalg.pinv(jf.T @ jf) * s2
         except np.linalg.LinAlgError:
             covq = np.full((npar, npar), np.nan)
         # internal (a', s, c, d', e', f') -> paper's (a, b, c, d, e, f), and its Jacobian
@@ -272,23 +292,9 @@ class NonlinearRs(RegressorMixin, BaseEstimator):
         self.train_min_, self.train_max_ = X.min(axis=0), X.max(axis=0)
         self.q10_ = float(effective_q10(self.form, p, *self.x_ref_))
         self.n_obs_ = int(y.size)
-        tol = 1e-6 * np.maximum(1.0, np.abs(np.where(np.isfinite(lb), lb, 0)))
-        on = [k for k in range(npar) if (np.isfinite(lb[k]) and abs(q[k] - lb[k]) <= tol[k])
-              or (np.isfinite(ub[k]) and abs(q[k] - ub[k]) <= 1e-6 * max(1.0, abs(ub[k])))]
-        # c = 0, e = 0 (concavity), f = 0 and, when q10_range starts at 1, Q10 = 1 (Rs does
-        # not fall as T rises) binding: a sign constraint holds the term at 0, leaving a
-        # simpler nested form; the constrained optimum is a valid model. Any other bound (a,
-        # the Q10 plausibility limits, the box limits of c, d, e) is a degenerate optimum.
-        zero = {2, 4, 5} if self.t_response != "free" else set()
-        if self.t2_dropped_:
-            zero = zero | {2}
-        shape = [k for k in on if k in zero and abs(q[k]) <= 1e-6]
-        # Q10 held at 1 is a sign constraint (Rs never falls as T rises over the training
-        # range) for Eq 1, with the T^2 term at 0, or with the anchor at the warmest T
-        # (monotone); a concave hump pinned at the median T is a forced optimum, refused
-        if (self.t_response != "free" and qlo == 1.0 and 1 in on and abs(q[1]) <= 1e-6
-                and (self.form == "eq1" or 2 in shape or self.t_response == "monotone")):
-            shape.append(1)
+        tol = _lower_tol(lb)
+        on = _on_bound(q, lb, ub)
+        shape = self._held(q, lb, ub, r, qlo)
         hard = [k for k in on if k not in shape]
         self.at_bound_ = bool(hard)
         # b is listed (held in covariance draws) only when the whole T term is 0 (b = s - 2 c r)
@@ -303,6 +309,25 @@ class NonlinearRs(RegressorMixin, BaseEstimator):
                for k in shape if not (k == 2 and self.t2_dropped_)])
         self.n_features_in_ = X.shape[1]
         return self
+
+    def _held(self, q, lb, ub, r, qlo) -> list[int]:
+        """Internal parameters held by a sign constraint (set ``t2_dropped_`` first): c = 0,
+        e = 0 (concavity), f = 0 and, when ``q10_range`` starts at 1, Q10 = 1 where Rs then
+        cannot fall as T rises. Such a bound leaves a simpler nested form, a valid model; any
+        other bound (a, the Q10 plausibility limits, the box limits of c, d, e) is a
+        degenerate optimum."""
+        on = _on_bound(q, lb, ub)
+        zero = {2, 4, 5} if self.t_response != "free" else set()
+        if self.t2_dropped_:
+            zero = zero | {2}
+        shape = [k for k in on if k in zero and abs(q[k]) <= 1e-6]
+        # Q10 held at 1 is a sign constraint (Rs never falls as T rises over the training
+        # range) for Eq 1, with the T^2 term at 0, or with the anchor at the warmest T
+        # (monotone); a concave hump pinned at the median T is a forced optimum, refused
+        if (self.t_response != "free" and qlo == 1.0 and 1 in on and abs(q[1]) <= 1e-6
+                and (self.form == "eq1" or 2 in shape or self.t_response == "monotone")):
+            shape.append(1)
+        return shape
 
     def predict(self, X):
         check_is_fitted(self, "params_")
