@@ -12,7 +12,8 @@ from sklearn.base import BaseEstimator, RegressorMixin
 
 from soilresp.models import BiomeModel, NonlinearRs
 from soilresp.product.uncertainty import (MCSettings, bootstrap_refit, covariance_spec, covariance_specs,
-                                          monte_carlo_totals, normalise_modes, structural_candidates,
+                                          monte_carlo_totals, normalise_modes, reselect_candidates,
+                                          reselect_refit, reselect_table, structural_candidates,
                                           summarise_mc, training_rows)
 from test_product import _models, _world
 
@@ -238,3 +239,74 @@ def test_bootstrap_of_a_biome_mean_stays_the_biome_mean():
     pooled = BiomeModel(2, "nls", ["tas"], constant_model(tr["rs"], tr["tas"]),
                         {"fallback": "mean of all biomes' rows (0 < 15; ...; no rows of its own)"})
     assert fallback_kind(pooled) == "all-mean" and len(training_rows(pooled, tr)[1]) == 2 * n
+
+
+class _Const(RegressorMixin, BaseEstimator):
+    """Records its fit rows (first column: row id) and predicts ``level`` times their mean Rs."""
+
+    def __init__(self, level=1.0):
+        self.level = level
+
+    def fit(self, X, y):
+        self.rows_ = np.asarray(X[:, 0]).astype(int)
+        self.mean_ = float(np.mean(y)) * self.level
+        return self
+
+    def predict(self, X):
+        return np.full(len(X), self.mean_)
+
+
+def test_selection_bootstrap_refits_each_candidate_on_the_drawn_groups_and_keeps_the_best_out_of_bag():
+    """Independent re-computation of one draw: the rows fitted are whole location groups, the
+    same for every candidate; the out-of-bag rows are those of the groups not drawn; the
+    model returned has the lowest out-of-bag mean squared error."""
+    rng0 = np.random.default_rng(0)
+    loc = np.repeat(np.arange(15), 4)
+    n = loc.size
+    tr = pd.DataFrame({"rowid": np.arange(n, dtype=float), "rowid2": np.arange(n, dtype=float),
+                       "rs": rng0.lognormal(6, 0.5, n), "biome": 1, "lat": 30.0 + loc * 3.0, "lon": 5.0})
+    pool = [BiomeModel(1, "rf", ["rowid"], _Const(1.0)), BiomeModel(1, "rf", ["rowid2"], _Const(0.97)),
+            BiomeModel(1, "rf", ["rowid", "rowid2"], _Const(1.2))]
+    table, y, g = reselect_table(pool, tr, 50.0)
+    assert len(np.unique(g)) == 15
+    picked = []
+    for seed in range(40):
+        bm, ok = reselect_refit(pool, table, y, g, np.random.default_rng(seed))
+        assert ok
+        rows = bm.estimator.rows_
+        counts = np.bincount(rows, minlength=n)
+        for grp in range(15):
+            assert len(set(counts[g == grp])) == 1          # a group comes whole
+        oob = counts == 0
+        mse = [np.mean((y[rows].mean() * lv - y[oob]) ** 2) for lv in (1.0, 0.97, 1.2)]
+        assert bm.estimator.level == (1.0, 0.97, 1.2)[int(np.argmin(mse))]
+        picked.append(bm.estimator.level)
+    assert len(set(picked)) >= 2          # the choice itself varies across draws
+
+
+def test_selection_bootstrap_mode_chooses_the_model_the_data_support():
+    """On data whose Rs rises with gpp, a selected Eq 2 on T alone loses most realisations to
+    the Eq 4 candidate with gpp; the choice counts add up to the realisations; fallback
+    biomes keep no pool."""
+    cube, bio, tr = _world()
+    tr = tr.assign(lat=np.repeat(np.linspace(-30, 30, 120), 2), lon=0.0)
+    models = _models(tr, ("nls", "nls", "nls"))
+    rows = []
+    for code in (1, 2, 3):
+        rows += [dict(biome=code, family="nls", form="eq2", predictors="tas", loc_cv_r2=0.5),
+                 dict(biome=code, family="nls", form="eq4", predictors="tas,sm,gpp", loc_cv_r2=0.45),
+                 dict(biome=code, family="mean", form=None, predictors="", loc_cv_r2=0.0)]
+    models[3].meta["fallback"] = "biome mean (test)"
+    pools, listing = reselect_candidates(models, pd.DataFrame(rows), tr)
+    assert sorted(pools) == [1, 2] and [c.form for c in pools[1]] == ["eq2", "eq4"]
+    assert not listing.loc[listing.family == "mean", "used"].any()
+    s = MCSettings(n=30, mode="selection-bootstrap", seed=1, group_km=100.0)
+    mc = monte_carlo_totals(cube, bio, models, s, tr, None, extra={"reselect": pools})
+    ch = pd.DataFrame(mc.attrs["chosen"])
+    assert (ch.groupby("biome")["n_chosen"].sum() == 30).all()
+    for code in (1, 2):
+        c = ch[ch.biome == code].set_index("form")["n_chosen"]
+        assert c.get("eq4", 0) > c.get("eq2", 0), c
+    g = mc["total"].sel(region="global").values
+    assert np.unique(np.round(g[:, 0], 6)).size > 10
+    assert normalise_modes("selection-bootstrap") == ["selection-bootstrap"]

@@ -332,7 +332,9 @@ class ProductConfig(_Section):
         "site-bootstrap", description="one mode or a list (each gets its own rows): 'paper' (alias "
         "'parameters': the paper's 10 % Normal parameter draws and Eq 5 predictor draws; ML families "
         "bootstrap-refitted), 'covariance' (multivariate normal from the fit covariance), "
-        "'site-bootstrap' (resample location groups, refit), 'structural' (spread across the models "
+        "'site-bootstrap' (resample location groups, refit), 'selection-bootstrap' (the same, with the "
+        "model re-selected among the biome's candidates by out-of-bag error in each realisation), "
+        "'structural' (spread across the models "
         "within mc_structural_tolerance of the best CV), 'bootstrap' (resample site ids or rows, "
         "mc_bootstrap_unit); docs/product.md")
     param_cv: float = Field(0.10, ge=0, le=1, description="coefficient of variation of model parameters")
@@ -595,7 +597,8 @@ region_temperature = "tas"       # tropical > 17 degC, temperate 2-17, boreal < 
 region_bounds = [2.0, 17.0]
 # Monte Carlo (stage `uncertainty`, `soilresp uncertainty CONFIG`)
 mc_samples = 500                 # realisations (0 = none)
-mc_mode = "site-bootstrap"       # or "paper", "covariance", "structural", "bootstrap", or a list
+mc_mode = "site-bootstrap"       # or "paper", "covariance", "selection-bootstrap", "structural",
+                                 # "bootstrap", or a list
 param_cv = 0.10                  # coefficient of variation of nonlinear-model parameters
 mc_qualitative = "eq5"           # predictor draws from the Eq 5 candidates: "eq5", "uniform", "none"
 mc_eps_tolerance = 0.10          # "eq5": candidates scoring within 10 % of the step's best

@@ -20,6 +20,14 @@ tropical, temperate, boreal) and, inside the realisation, their Sen slope. Modes
     with replacement; the selected family, form and predictors refitted
     (``sklearn.base.clone``, ``random_state`` reseeded). Efron & Tibshirani (1993); the
     bootstrap-refit propagation of Jian et al. (2022).
+``selection-bootstrap``
+    As ``site-bootstrap``, but the model choice is redone in every realisation (Buckland,
+    Burnham & Augustin 1997, Biometrics 53:603): every Eq 1-4 candidate the biome's selection
+    cross-validated (``models/skill.parquet``), and the selected model, is refitted on the
+    drawn location groups and scored on the groups not drawn (out of bag); the lowest
+    out-of-bag mean squared error is the realisation's model (:func:`reselect_refit`). A
+    biome deployed with a fallback (pooled, scaled or mean) is refitted as in
+    ``site-bootstrap``. How often each candidate was chosen is in ``mode_diagnostics``.
 ``structural``
     One model per biome drawn among those within ``mc_structural_tolerance`` of the best
     CV score (:func:`structural_candidates`), across families and forms.
@@ -68,7 +76,7 @@ _SLOTS = ("temperature", "moisture", "productivity")
 _N_STRATA = 64
 
 
-MODES = ("paper", "covariance", "site-bootstrap", "structural", "bootstrap")
+MODES = ("paper", "covariance", "site-bootstrap", "selection-bootstrap", "structural", "bootstrap")
 _ALIASES = {"parameters": "paper"}
 
 
@@ -377,7 +385,9 @@ def structural_candidates(models: dict[int, BiomeModel], skill: pd.DataFrame, tr
             seen.add(key)
             row = {"biome": code, "family": key[0], "form": key[1], "predictors": key[2], "score": float(v),
                    "best_score": best, "selected": False, "used": False, "reason": ""}
-            if key[0] != "nls":
+            if key[0] == "mean":
+                row["reason"] = "biome mean: a fallback, not a candidate model"
+            elif key[0] != "nls":
                 row["reason"] = "machine-learning candidate: tuned hyper-parameters not stored"
             elif training is None:
                 row["reason"] = "no training table"
@@ -490,6 +500,86 @@ def _level(model: BiomeModel, X, y, own) -> float | None:
         return ratio_level(y[own], model.predict(X[own])) if own.any() else None
 
 
+def reselect_candidates(models: dict[int, BiomeModel], skill: pd.DataFrame, training: pd.DataFrame | None
+                        ) -> tuple[dict[int, list], pd.DataFrame]:
+    """Per biome deployed with its own fit, the models a ``selection-bootstrap`` realisation
+    chooses among: the selected model and every Eq 1-4 candidate of ``models/skill.parquet``
+    that refits on the biome's rows off the degenerate bounds (:func:`structural_candidates`
+    with no score tolerance). Fallback biomes get no list (their realisations refit the
+    deployed model). Returns (biome -> list, the listing table)."""
+    cands, listing = structural_candidates(models, skill.assign(_all=0.0), training, "_all", np.inf)
+    out = {c: v for c, v in cands.items() if fallback_kind(models[c]) == ""}
+    listing = listing[listing["biome"].isin(list(out))].drop(columns=["score", "best_score"])
+    return out, listing.reset_index(drop=True)
+
+
+def reselect_table(pool: list, training: pd.DataFrame, group_km: float):
+    """(columns, y, location group, biome-rows table) the candidates of ``pool`` (one biome,
+    each deployed on its own rows) are refitted on: the biome's rows with Rs, their location
+    groups over all those rows (:func:`soilresp.models.cv.location_groups`)."""
+    from soilresp.models.cv import location_groups
+
+    code = pool[0].biome
+    names = sorted({v for m in pool for v in m.predictors})
+    missing = [c for c in names + ["rs", "biome", "lat", "lon"] if c not in training]
+    if missing:
+        raise KeyError(f"training table lacks column(s) {missing}")
+    sub = training.loc[training["biome"] == code, names + ["rs", "lat", "lon"]].dropna(subset=["rs"])
+    g = location_groups(sub["lat"].to_numpy(float), sub["lon"].to_numpy(float), group_km)
+    return sub[names], sub["rs"].to_numpy(float), g
+
+
+def reselect_refit(pool: list, table: pd.DataFrame, y: np.ndarray, groups: np.ndarray, rng, tries: int = 5):
+    """One realisation of the selection (``selection-bootstrap``): location groups drawn with
+    replacement; each candidate of ``pool`` (the selected model first) refitted on the drawn
+    rows complete in its predictors (``clone``, ``random_state`` reseeded; a fit that fails
+    or ends on a degenerate bound drops out); the candidate with the lowest mean squared
+    error on the rows of the groups not drawn, complete in every candidate's predictors, is
+    returned, as (BiomeModel, True). Without out-of-bag rows the selected model's refit is
+    taken. After ``tries`` draws where no candidate fits: (the selected model, False)."""
+    from sklearn.base import clone
+
+    m0 = pool[0]
+    k = int(groups.max()) + 1 if groups.size else 0
+    if k == 0:
+        return m0, False
+    for _ in range(tries):
+        counts = np.bincount(rng.integers(0, k, k), minlength=k)
+        w = counts[groups]                      # each row's multiplicity in the draw
+        bag = np.repeat(np.arange(y.size), w)
+        oob = w == 0
+        fits, common = [], oob.copy()
+        for m in pool:
+            X = table[list(m.predictors)].to_numpy(float)
+            ok = np.isfinite(X).all(axis=1)
+            common &= ok
+            idx = bag[ok[bag]]
+            try:
+                est = _seed_estimator(clone(m.estimator), rng)
+                est.fit(X[idx], y[idx])
+            except (FitError, ValueError, np.linalg.LinAlgError, FloatingPointError):
+                fits.append(None)
+                continue
+            if getattr(est, "at_bound_", False):
+                fits.append(None)
+                continue
+            keep = {kk: m.meta[kk] for kk in ("predictor_range", "predictor_margin", "training_range") if kk in m.meta}
+            fits.append(BiomeModel(m.biome, m.family, m.predictors, est, keep))
+        if all(f is None for f in fits):
+            continue
+        if not common.any():
+            if fits[0] is not None:
+                return fits[0], True
+            continue
+        mse = [np.inf if f is None else
+               float(np.nanmean((f.predict(table[list(f.predictors)].to_numpy(float)[common]) - y[common]) ** 2))
+               for f in fits]
+        best = int(np.nanargmin(np.where(np.isfinite(mse), mse, np.inf)))
+        if fits[best] is not None and np.isfinite(mse[best]):
+            return fits[best], True
+    return m0, False
+
+
 def _nls_like(m: BiomeModel, form: str) -> NonlinearRs:
     """An unfitted Eq 1-4 estimator of ``form`` with the deployed fit's bounds
     (``t_response``, ``q10_range``); the defaults for a machine-learning or mean model (a mean
@@ -590,7 +680,16 @@ def realisation_models(models: dict[int, BiomeModel], r: int, s: MCSettings,
                                  "needs the training table (sites/training.parquet)")
             # paper (ML families), bootstrap: site ids or rows; site-bootstrap and covariance
             # fallbacks: location groups
-            located = s.mode in ("site-bootstrap", "covariance")
+            located = s.mode in ("site-bootstrap", "selection-bootstrap", "covariance")
+            pool = extra.get("reselect", {}).get(code) if s.mode == "selection-bootstrap" else None
+            if pool is not None and len(pool) > 1:
+                key = ("reselect", code)
+                if key not in cache:
+                    cache[key] = reselect_table(pool, training, s.group_km)
+                bm, ok = reselect_refit(pool, *cache[key], rng)
+                failed += not ok
+                out[code] = bm
+                continue
             key = ("rows", code, located)
             if key not in cache:
                 cache[key] = training_rows(m, training, group_km=s.group_km if located else None, own=True)
@@ -753,7 +852,7 @@ def _fit_batch(models, rs, s, training, steps, refits=None, extra=None):
     from soilresp.models.warns import count_warnings, fitting
 
     cache: dict = dict(refits or {})
-    out, failed = [], 0
+    out, failed, chosen = [], 0, Counter()
     with count_warnings() as counts, np.errstate(over="ignore", invalid="ignore"):
         # trial steps of the least-squares solver on resampled data may overflow; a failed
         # fit is retried or counted, never silently kept
@@ -763,7 +862,9 @@ def _fit_batch(models, rs, s, training, steps, refits=None, extra=None):
                 mods, f = realisation_models(models, r, s, training, steps, cache, extra)
             out.append(mods)
             failed += f
-    return out, (failed, dict(counts))
+            chosen.update((c, m.family, getattr(m, "form", None) or "", ",".join(m.predictors))
+                          for c, m in mods.items())
+    return out, (failed, dict(counts), dict(chosen))
 
 
 def monte_carlo_totals(cube: xr.Dataset, bio: xr.Dataset, models: dict[int, BiomeModel],
@@ -786,7 +887,8 @@ def monte_carlo_totals(cube: xr.Dataset, bio: xr.Dataset, models: dict[int, Biom
     extra = dict(extra or {})
     if s.mode == "covariance" and "covariance" not in extra:
         extra["covariance"] = covariance_specs(models)
-    cand_models = [c for v in extra.get("candidates", {}).values() for c in v] if s.mode == "structural" else []
+    pools = {"structural": "candidates", "selection-bootstrap": "reselect"}
+    cand_models = [c for v in extra.get(pools[s.mode], {}).values() for c in v] if s.mode in pools else []
     names = sorted({v for m in list(models.values()) + cand_models for v in m.predictors})
     if s.mode == "paper" and s.qualitative != "none" and training is not None and steps is not None:
         extra = {c for c in steps.get("candidate", pd.Series(dtype=str)).unique() if c in cube}
@@ -840,7 +942,7 @@ def monte_carlo_totals(cube: xr.Dataset, bio: xr.Dataset, models: dict[int, Biom
     refits = {k: v for d in dask.compute(*parts) for k, v in d.items()} if parts else None
     light = s.mode == "structural" or (s.mode in ("paper", "covariance") and all(m.family == "nls" for m in models.values()))
     group = max(1, len(batches)) if light else 1
-    totals, failed, warned = [], 0, Counter()
+    totals, failed, warned, chosen = [], 0, Counter(), Counter()
     for k in range(0, len(batches), group):
         say("Monte Carlo", k, len(batches))
         sums, fails = [], []
@@ -850,9 +952,10 @@ def monte_carlo_totals(cube: xr.Dataset, bio: xr.Dataset, models: dict[int, Biom
             fails.append(fit[1])
         sums, fails = dask.compute(sums, fails)
         totals += list(sums)
-        for n, w in fails:
+        for n, w, ch in fails:
             failed += int(n)
             warned.update(w)
+            chosen.update(ch)
     say("Monte Carlo", len(batches), len(batches))
     tot = np.concatenate(totals) if totals else np.zeros((0, 2, ny, len(REGIONS)))
     years = cube["year"].values
@@ -869,7 +972,9 @@ def monte_carlo_totals(cube: xr.Dataset, bio: xr.Dataset, models: dict[int, Biom
                 "fit_warnings": {f"{fam}: {cat}": int(n) for (fam, cat), n in sorted(warned.items())},
                 "expected_sample_size": float((p_table * counts).sum()) if s.sample_pixels else 0.0,
                 "mode": s.mode, "param_cv": s.param_cv, "qualitative": s.qualitative,
-                "bootstrap_unit": s.bootstrap_unit, "seed": s.seed}
+                "bootstrap_unit": s.bootstrap_unit, "seed": s.seed,
+                "chosen": [dict(biome=int(k[0]), family=k[1], form=k[2], predictors=k[3], n_chosen=int(n))
+                           for k, n in sorted(chosen.items())]}
     return ds
 
 
@@ -1002,7 +1107,21 @@ def run(ctx) -> None:
                     models, skill, training, s.structural_score, s.structural_tolerance)
             diags.append(listing.assign(mode=mode, kind="structural", score_column=s.structural_score,
                                         tolerance=s.structural_tolerance))
+        if mode == "selection-bootstrap":
+            if training is None:
+                raise ValueError("the 'selection-bootstrap' Monte Carlo needs the training table "
+                                 "(sites/training.parquet)")
+            skill = io.read_table(ctx.path("models", "skill.parquet"))
+            with warnings.catch_warnings(), np.errstate(over="ignore", invalid="ignore"):
+                warnings.simplefilter("ignore", RuntimeWarning)
+                extra["reselect"], listing = reselect_candidates(models, skill, training)
         mc = monte_carlo_totals(cube, bio, models, s, training, steps, ctx.progress, extra)
+        if mode == "selection-bootstrap":
+            ch = pd.DataFrame(mc.attrs.pop("chosen"), columns=["biome", "family", "form", "predictors", "n_chosen"])
+            listing = listing.merge(ch, on=["biome", "family", "form", "predictors"], how="left")
+            listing["n_chosen"] = listing["n_chosen"].fillna(0).astype(int)
+            listing["share_chosen"] = listing["n_chosen"] / max(1, s.n)
+            diags.append(listing.assign(mode=mode, kind="selection"))
         fl = full.sel(region=list(REGIONS), year=mc["year"].values)
         tot = model_error_totals(mc, fl)
         df = tot.to_dataframe(name="total_pg").reset_index()
