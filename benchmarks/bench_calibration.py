@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-MODES = ["paper", "covariance", "site-bootstrap", "structural"]
+MODES = ["paper", "covariance", "site-bootstrap", "selection-bootstrap", "structural"]
 STAGES = ["field", "drivers", "biomes", "sites", "models", "product", "uncertainty"]
 ALPHA = 0.05
 

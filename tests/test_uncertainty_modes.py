@@ -310,3 +310,32 @@ def test_selection_bootstrap_mode_chooses_the_model_the_data_support():
     g = mc["total"].sel(region="global").values
     assert np.unique(np.round(g[:, 0], 6)).size > 10
     assert normalise_modes("selection-bootstrap") == ["selection-bootstrap"]
+
+
+def test_selection_bootstrap_stage_reports_its_choices(small_demo, tmp_path):
+    """The uncertainty stage alone with ``mc_mode = "selection-bootstrap"`` on a copy of the
+    3-degree demo: its rows in mc_summary, and in mode_diagnostics the candidates of each
+    biome deployed with its own fit, with choice shares adding up to 1."""
+    import shutil
+
+    from soilresp import io
+    from soilresp.config import load_config
+    from soilresp.pipeline import Context, run_stage
+
+    out, _ = small_demo
+    d = tmp_path / "d"
+    shutil.copytree(out, d)
+    toml = d / "soilresp.toml"
+    toml.write_text(toml.read_text().replace("[product]\n", '[product]\nmc_mode = "selection-bootstrap"\n')
+                    .replace("mc_samples = 60", "mc_samples = 12"))
+    cfg = load_config(toml)
+    assert run_stage(Context(cfg), "uncertainty") == "ran"
+    run = cfg.output_dir
+    sm = io.read_table(run / "uncertainty" / "mc_summary.parquet")
+    assert set(sm["mode"]) == {"selection-bootstrap"} and sm["mc_lo"].notna().all()
+    dg = io.read_table(run / "uncertainty" / "mode_diagnostics.parquet")
+    sel = dg[dg["kind"] == "selection"]
+    assert len(sel) and sel["selected"].any()
+    used = sel[sel["used"]]
+    np.testing.assert_allclose(used.groupby("biome")["share_chosen"].sum(), 1.0)
+    assert (sel.loc[~sel["used"], "n_chosen"] == 0).all()
