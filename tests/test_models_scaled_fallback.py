@@ -94,6 +94,15 @@ def test_level_scale_file_roundtrip_and_refused_values(fitted, tmp_path):
         path.write_text(json.dumps({**doc, "level_scale": bad}))
         with pytest.raises(InputError, match="level_scale"):
             load_biome_model(path)
+    # the deployment kind is a code in the file, read back, never parsed from the text
+    assert doc["fallback_kind"] == "scaled" and fallback_kind(back) == "scaled"
+    assert [res.models[c].meta["fallback_kind"] for c in (1, 3)] == ["", "scaled"]
+    path.write_text(json.dumps({**doc, "fallback": "biome mean (edited)"}))
+    assert fallback_kind(load_biome_model(path)) == "scaled"
+    for bad in ("Mean", "pooled model", 1, None):
+        path.write_text(json.dumps({**doc, "fallback_kind": bad}))
+        with pytest.raises(InputError, match="fallback_kind"):
+            load_biome_model(path)
 
 
 def test_bootstrap_and_stability_refit_the_level(fitted):
@@ -139,8 +148,9 @@ def test_monte_carlo_refit_warnings_are_counted_not_printed(fitted):
     m = BiomeModel(1, "ann", ["tas", "sm", "gpp"], est, {})
     with warnings.catch_warnings(record=True) as shown:
         warnings.simplefilter("always")
-        out, (failed, counts) = _fit_batch({1: m}, [0, 1, 2], MCSettings(n=3, mode="bootstrap", seed=1), tab, None)
-    assert len(out) == 3 and failed == 0
+        out, (failed, counts, chosen) = _fit_batch({1: m}, [0, 1, 2], MCSettings(n=3, mode="bootstrap", seed=1),
+                                                   tab, None)
+    assert len(out) == 3 and failed == 0 and chosen == {(1, "ann", "", "tas,sm,gpp"): 3}
     assert counts.get(("Monte Carlo refits", "ConvergenceWarning"), 0) >= 3
     assert not [w for w in shown if "ConvergenceWarning" in w.category.__name__]
 

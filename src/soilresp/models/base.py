@@ -44,6 +44,9 @@ FAMILIES = ("nls", "rf", "svr", "ann", "qrf")
 RS_LIMIT = 1e5
 # a scaled fallback's factor (models/fit.py): the biome's mean over the pooled model's mean
 LEVEL_SCALE_LIMITS = (1e-3, 1e3)
+# how a biome's model was deployed (meta['fallback_kind'], docs/models.md §6): its own fit, the
+# pooled model, the pooled response scaled to the biome mean, the biome mean, all biomes' mean
+FALLBACK_KINDS = ("", "pooled", "scaled", "mean", "all-mean")
 
 
 def ratio_level(y, p) -> float | None:
@@ -290,6 +293,10 @@ def load_biome_model(json_path: Path) -> BiomeModel:
     if isinstance(ls, bool) or not isinstance(ls, (int, float)) or not LEVEL_SCALE_LIMITS[0] <= ls <= LEVEL_SCALE_LIMITS[1]:
         raise input_error(json_path, f"level_scale must be a number in {LEVEL_SCALE_LIMITS}", column="level_scale",
                           value=ls)
+    fk = meta.get("fallback_kind", "")
+    if fk not in FALLBACK_KINDS:
+        raise input_error(json_path, f"fallback_kind must be one of {list(FALLBACK_KINDS)}", column="fallback_kind",
+                          value=fk)
     if fam == "nls":
         est = nls_from_dict(doc, json_path)
         if len(preds) != N_INPUTS[est.form]:

@@ -507,7 +507,7 @@ def fit_biomes(table: pd.DataFrame, cfg: ModelsConfig, *, seed: int, progress=No
             reason = fit.refused
         scale, scand, sc = None, None, None
         if not reason:
-            src, chosen, rows, fallback = own, own.chosen, None, ""
+            src, chosen, rows, fallback, kind = own, own.chosen, None, "", ""
         else:
             pfit = get_pooled()
             pr = _skill_rows(code, pfit, sub.index, "")[pfit.chosen] if pfit.chosen >= 0 else None
@@ -515,12 +515,12 @@ def fit_biomes(table: pd.DataFrame, cfg: ModelsConfig, *, seed: int, progress=No
             if pfit.chosen >= 0 and not pfit.refused and (len(sub) == 0 or pr2 > cfg.min_cv_r2):
                 note = "no rows to score it on" if len(sub) == 0 else f"its {cfg.select_by} CV R2 on this biome's rows {pr2:.3g}"
                 src, chosen, rows = pfit, pfit.chosen, sub.index
-                fallback = f"pooled model of all biomes ({reason}; {note})"
+                fallback, kind = f"pooled model of all biomes ({reason}; {note})", "pooled"
             elif (cfg.scaled_fallback and pfit.chosen >= 0 and not pfit.refused
                   and (sc := _scaled_pooled(pfit, sub, gsub(sub.index), cfg, seed)) is not None
                   and sc[1] > sc[2]):
                 k, r2s, r2m, scand = sc
-                src, chosen, rows, scale = pfit, pfit.chosen, sub.index, k
+                src, chosen, rows, scale, kind = pfit, pfit.chosen, sub.index, k, "scaled"
                 fallback = (f"pooled response scaled to the biome mean ({reason}; pooled model's {cfg.select_by} "
                             f"CV R2 on this biome's rows {pr2:.3g} <= {cfg.min_cv_r2:g}; scaled by {k:.4g}: "
                             f"CV R2 {r2s:.3g} > biome mean's {r2m:.3g})")
@@ -529,7 +529,7 @@ def fit_biomes(table: pd.DataFrame, cfg: ModelsConfig, *, seed: int, progress=No
                        if pfit.chosen >= 0 and not pfit.refused else f"pooled model not deployable: {pfit.refused}")
                 if scaled_why := (sc and f"; scaled pooled response's CV R2 {sc[1]:.3g} <= biome mean's {sc[2]:.3g}"):
                     why += scaled_why
-                fallback = f"biome mean ({reason}; {why})"
+                fallback, kind = f"biome mean ({reason}; {why})", "mean"
                 ys = sub["rs"].to_numpy(float)
                 if own is not None:
                     src, chosen, rows = own, own.mean, None
@@ -541,6 +541,7 @@ def fit_biomes(table: pd.DataFrame, cfg: ModelsConfig, *, seed: int, progress=No
                     src = _mean_only_fit(allm, code, pfit.predictors["T"], gsub(allm.index), cfg, seed)
                     chosen, rows = 0, sub.index
                     fallback = f"mean of all biomes' rows ({reason}; {why}; no rows of its own)"
+                    kind = "all-mean"
         srows = _skill_rows(code, src, rows, fallback, chosen)
         if scand is not None:  # the scaled response's own out-of-fold skill, not the pooled model's
             srows = _skill_rows(code, BiomeFit(code, src.predictors, [], [scand], 0), None, fallback, 0)
@@ -560,6 +561,7 @@ def fit_biomes(table: pd.DataFrame, cfg: ModelsConfig, *, seed: int, progress=No
         m = _model(code, src, chosen, fallback=fallback, n_rows=len(sub), skill=best, meta=base_meta, units=units,
                    cfg=cfg, seed=seed)
         m.meta["biome_name"] = biomes[code]
+        m.meta["fallback_kind"] = kind   # what `fallback` says, as a code (product.uncertainty.fallback_kind)
         if scale is not None:
             m.meta["level_scale"] = float(scale)
         ry = sub["rs"].to_numpy(float)

@@ -199,7 +199,16 @@ def fallback_kind(model: BiomeModel) -> str:
     """How the model was deployed (``meta['fallback']``, docs/models.md §6): ``""`` (its own
     fit), ``"pooled"`` (the pooled model of all biomes), ``"scaled"`` (the pooled response
     scaled to the biome mean, ``meta['level_scale']``), ``"mean"`` (the biome mean) or
-    ``"all-mean"`` (the mean of all biomes' rows)."""
+    ``"all-mean"`` (the mean of all biomes' rows): ``meta['fallback_kind']``, written by the
+    models stage; a model file without it (older runs) is read from the ``fallback`` text."""
+    from soilresp.models.base import FALLBACK_KINDS
+
+    kind = model.meta.get("fallback_kind")
+    if kind is not None:
+        if kind not in FALLBACK_KINDS:   # checked when a model file is read (models.base)
+            raise ValueError(f"biome {model.biome}: fallback_kind must be one of {list(FALLBACK_KINDS)}, "
+                             f"got {kind!r}")
+        return kind
     fb = str(model.meta.get("fallback") or "")
     if not fb:
         return ""
