@@ -35,9 +35,8 @@ ALPHA = 0.05
 def config_text(res: float, seed: int, mc: int) -> str:
     from soilresp.demo import demo_config_text
 
-    t = demo_config_text(res, seed, mc=mc)
-    t = t.replace('families = ["nls", "rf", "svr", "ann"]', 'families = ["nls"]')
-    t = t.replace("cv_folds = 10", "cv_folds = 5").replace("n_jobs = 2", "n_jobs = 1")
+    t = demo_config_text(res, seed, mc=mc, cv_folds=5, families=("nls",))
+    t = t.replace("n_jobs = 2", "n_jobs = 1")
     t = t.replace(f"mc_samples = {mc}\n", f"mc_samples = {mc}\nmc_mode = {json.dumps(MODES)}\n"
                   "mc_group_km = 55.66\nstability_drops = 0\nstability_jackknife = 0\n")
     return t

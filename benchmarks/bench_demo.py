@@ -40,12 +40,10 @@ def _rss_tree(proc) -> int:
 def child(resolution: float, out: Path, mc: int, result: Path, nls_only: bool = False) -> None:
     import psutil
 
-    from soilresp import demo
     from soilresp.demo import run_demo
 
-    if nls_only:  # the demo deploys nls anyway (select_from); skip tuning the ML families
-        demo.DEMO_TOML = demo.DEMO_TOML.replace('families = ["nls", "rf", "svr", "ann"]', 'families = ["nls"]')
-        assert 'families = ["nls"]' in demo.DEMO_TOML
+    # nls_only: the demo deploys nls anyway (select_from); skip tuning the ML families
+    families = ("nls",) if nls_only else ("nls", "rf", "svr", "ann")
 
     proc = psutil.Process()
     samples: list[tuple[float, int]] = []
@@ -64,7 +62,7 @@ def child(resolution: float, out: Path, mc: int, result: Path, nls_only: bool = 
     th = threading.Thread(target=sample, daemon=True)
     t0 = time.perf_counter()
     th.start()
-    rec = run_demo(out, resolution=resolution, mc_samples=mc, on_stage=on_stage)
+    rec = run_demo(out, resolution=resolution, mc_samples=mc, on_stage=on_stage, families=families)
     wall = time.perf_counter() - t0
     stop.set()
     th.join()
