@@ -224,3 +224,29 @@ def test_covariance_matches_curve_fit_and_excludes_held_parameters():
     assert m.t2_dropped_ and m.stderr_[2] == 0
     one = NonlinearRs("eq1", q10_range=(1e-3, 6.0)).fit(T[:, None], y)   # same nested fit, b free
     np.testing.assert_allclose(m.stderr_[:2], one.stderr_, rtol=0.05)
+
+
+def test_monotone_fit_with_q10_held_has_the_reduced_models_covariance_and_is_identified():
+    """``monotone`` with the response falling at the warmest T: Q10 is held at 1 there and c
+    stays free, so b = -2 c r is a function of c (``dependent_``). The covariance of (a, c)
+    is that of the reduced model a' exp(c (T - r)^2) fitted by curve_fit, and the covariance
+    draws do not call the fit singular for the exact b-c correlation."""
+    from scipy.optimize import curve_fit
+
+    from soilresp.models.base import nls_from_dict
+    from soilresp.product.uncertainty import covariance_spec
+
+    rng = np.random.default_rng(4)
+    T = rng.uniform(5, 30, 200)
+    y = 400 * np.exp(-0.004 * (T - 20) ** 2) * np.exp(rng.normal(0, 0.1, T.size))
+    m = NonlinearRs("eq2", t_response="monotone").fit(T[:, None], y)
+    assert not m.at_bound_ and m.dependent_ == ["b"] and "b" not in m.shape_bound_
+    r = T.max()
+    (a1, c1), pcov = curve_fit(lambda t, a, c: a * np.exp(c * (t - r) ** 2), T, y, p0=[y.max(), -0.004])
+    assert m.params_[2] == pytest.approx(c1, rel=1e-4)
+    assert m.stderr_[2] == pytest.approx(np.sqrt(pcov[1, 1]), rel=1e-2)
+    np.testing.assert_allclose(m.params_[1], -2 * m.params_[2] * r, rtol=1e-6)
+    sp = covariance_spec(1, "eq2", m.params_, m.cov_, m.shape_bound_, m.dependent_)
+    assert not sp.singular and sp.identified
+    assert covariance_spec(1, "eq2", m.params_, m.cov_, m.shape_bound_).singular   # b-c counted
+    assert nls_from_dict(m.to_dict()).dependent_ == ["b"]

@@ -269,7 +269,7 @@ def test_selection_bootstrap_refits_each_candidate_on_the_drawn_groups_and_keeps
             BiomeModel(1, "rf", ["rowid", "rowid2"], _Const(1.2))]
     table, y, g = reselect_table(pool, tr, 50.0)
     assert len(np.unique(g)) == 15
-    picked = []
+    picked, repeated = [], 0
     for seed in range(40):
         bm, ok = reselect_refit(pool, table, y, g, np.random.default_rng(seed))
         assert ok
@@ -277,11 +277,26 @@ def test_selection_bootstrap_refits_each_candidate_on_the_drawn_groups_and_keeps
         counts = np.bincount(rows, minlength=n)
         for grp in range(15):
             assert len(set(counts[g == grp])) == 1          # a group comes whole
+        repeated += counts.max() > 1          # drawn twice: its rows twice
         oob = counts == 0
         mse = [np.mean((y[rows].mean() * lv - y[oob]) ** 2) for lv in (1.0, 0.97, 1.2)]
         assert bm.estimator.level == (1.0, 0.97, 1.2)[int(np.argmin(mse))]
         picked.append(bm.estimator.level)
-    assert len(set(picked)) >= 2          # the choice itself varies across draws
+    assert len(set(picked)) >= 2 and repeated > 30   # the choice varies; groups come with multiplicity
+    # a candidate whose predictor is missing on some rows: scored on the rows every candidate
+    # can predict, never on fewer
+    t2 = table.copy()
+    t2.loc[t2.index[:8], "rowid2"] = np.nan
+    for seed in range(10):
+        bm, ok = reselect_refit(pool, t2, y, g, np.random.default_rng(seed))
+        counts = np.bincount(bm.estimator.rows_, minlength=n)
+        oob = (counts == 0) & np.isfinite(t2["rowid2"].to_numpy())
+        if not oob.any():
+            continue
+        mse = [np.mean((y[bm.estimator.rows_].mean() * lv - y[oob]) ** 2) if lv != 0.97 else np.inf
+               for lv in (1.0, 0.97, 1.2)]
+        if bm.estimator.level != 0.97:   # the 0.97 candidate fits on other rows; check the others
+            assert bm.estimator.level == (1.0, 0.97, 1.2)[int(np.argmin(mse))]
 
 
 def test_selection_bootstrap_mode_chooses_the_model_the_data_support():
@@ -310,6 +325,25 @@ def test_selection_bootstrap_mode_chooses_the_model_the_data_support():
     g = mc["total"].sel(region="global").values
     assert np.unique(np.round(g[:, 0], 6)).size > 10
     assert normalise_modes("selection-bootstrap") == ["selection-bootstrap"]
+    # [models] select_from without nls: only the selected model, nothing to re-select
+    only, _ = reselect_candidates(models, pd.DataFrame(rows), tr, families=["rf"])
+    assert all(len(v) == 1 for v in only.values())
+    with pytest.raises(ValueError, match="candidate pools"):
+        monte_carlo_totals(cube, bio, models, s, tr, None)
+
+
+def test_structural_candidates_of_a_fallback_biome_are_fitted_on_its_own_rows():
+    """A biome deployed with the pooled model: its own Eq 1-4 candidates are refitted on the
+    biome's rows, not on the pooled rows the deployed model reads."""
+    cube, bio, tr = _world()
+    models = _models(tr, ("nls", "nls", "nls"))
+    models[2].meta.update(fallback="pooled model of all biomes (test)", fallback_kind="pooled")
+    skill = pd.DataFrame([dict(biome=c, family="nls", form=f, predictors="tas", site_cv_r2=0.5)
+                          for c in (1, 2, 3) for f in ("eq2", "eq1")])
+    cands, listing = structural_candidates(models, skill, tr, "site_cv_r2", 0.02)
+    own = int((tr.biome == 2).sum())
+    assert [c.estimator.n_obs_ for c in cands[2][1:]] == [own]
+    assert listing.loc[(listing.biome == 2) & ~listing.selected, "reason"].tolist() == ["refitted on the biome's rows"]
 
 
 def test_selection_bootstrap_stage_reports_its_choices(small_demo, tmp_path):

@@ -68,8 +68,12 @@ bootstrap = 1000
 def demo_config_text(resolution: float, seed: int, years=(2000, 2014), mc: int = 500,
                      scheduler: str = "threads", cv_folds: int = 10,
                      families=("nls", "rf", "svr", "ann")) -> str:
-    """The demo's config (``families``: ``[models] families``; the method's four by default)."""
+    """The demo's config (``families``: ``[models] families``; the method's four by default;
+    it must include ``nls``, the family the demo deploys)."""
     from soilresp.synthetic import ANNUAL_VARS, MONTHLY_VARS
+
+    if isinstance(families, str) or "nls" not in families:
+        raise ValueError(f"demo families must be a list that includes 'nls', got {families!r}")
 
     src = []
     for v, (agg, _) in MONTHLY_VARS.items():

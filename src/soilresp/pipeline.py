@@ -654,7 +654,8 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
                            "grid.resolution"), ("product", "models", "sites"),
           ("mc_summary.parquet", "mc_totals.parquet", "mc_trends.parquet", "mc_trend_summary.parquet",
            "mode_diagnostics.parquet"), _uncertainty,
-          "Monte Carlo totals per mode (paper, covariance, site-bootstrap, structural): median, 95 % "
+          "Monte Carlo totals per mode (paper, covariance, site-bootstrap, selection-bootstrap, "
+          "structural): median, 95 % "
           "interval, per-realisation trends"),
     Stage("trends", ("trends",), ("product", "biomes"),
           ("trends.zarr", "series_trends.parquet", "class_shares.parquet"), _trends,

@@ -249,6 +249,7 @@ def nls_from_dict(doc: dict, path: Path | str = "<model>") -> NonlinearRs:
     m.at_bound_ = bool(doc.get("at_bound", False))
     m.shape_bound_ = [str(v) for v in doc.get("shape_bound", []) if str(v) in FORMS[form]]
     m.t2_dropped_ = bool(doc.get("t2_dropped", False))
+    m.dependent_ = [str(v) for v in doc.get("dependent", []) if str(v) in FORMS[form]]
     m.n_features_in_ = N_INPUTS[form]
     return m
 

@@ -163,6 +163,9 @@ class NonlinearRs(RegressorMixin, BaseEstimator):
         then fall with T, is listed in ``shape_bound_`` and ``bound_reason_`` but is not
         degenerate.
     t2_dropped_ : bool, c reached its box limit and the fit was redone with c = 0.
+    dependent_ : list, parameters that are exact functions of others at the fit (``b`` when
+        Q10 is held at 1 at the anchor and c is free: b = -2 c r); their correlation of 1
+        with them is no sign of an unidentified fit.
     train_min_, train_max_ : ndarray, range of each input over the fitted rows.
     """
 
@@ -299,6 +302,8 @@ class NonlinearRs(RegressorMixin, BaseEstimator):
         self.at_bound_ = bool(hard)
         # b is listed (held in covariance draws) only when the whole T term is 0 (b = s - 2 c r)
         self.shape_bound_ = [FORMS[self.form][k] for k in shape if k != 1 or 2 in shape or self.form == "eq1"]
+        # Q10 held at 1 with c free (monotone): b = -2 c r is a function of c, not an estimate
+        self.dependent_ = ["b"] if 1 in shape and 2 not in shape and self.form != "eq1" else []
         self.bound_reason_ = "; ".join(
             ([f"c (T^2 term) on its box limit {_C_MAX:g}: refitted without it (c = 0)"] if self.t2_dropped_ else [])
             + [f"{_BOUND_NAMES[k]} at its {'lower' if abs(q[k] - lb[k]) <= tol[k] else 'upper'} bound"
@@ -345,7 +350,8 @@ class NonlinearRs(RegressorMixin, BaseEstimator):
                 "t_response": self.t_response, "q10_range": [float(v) for v in self.q10_range],
                 "at_bound": self.at_bound_, "bound_reason": getattr(self, "bound_reason_", ""),
                 "shape_bound": list(getattr(self, "shape_bound_", [])),
-                "t2_dropped": bool(getattr(self, "t2_dropped_", False))}
+                "t2_dropped": bool(getattr(self, "t2_dropped_", False)),
+                "dependent": list(getattr(self, "dependent_", []))}
 
 
 def constant_model(y, T) -> NonlinearRs:

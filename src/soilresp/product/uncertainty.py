@@ -288,11 +288,13 @@ class CovarianceSpec:
                 "log_scale": ",".join(n for n, lg in zip(FORMS[self.form], self.log) if lg)}
 
 
-def covariance_spec(code: int, form: str, params, cov, fixed=()) -> CovarianceSpec:
+def covariance_spec(code: int, form: str, params, cov, fixed=(), dependent=()) -> CovarianceSpec:
     """The :class:`CovarianceSpec` of a fit (``params`` and ``cov`` in original units).
     ``fixed``: names of parameters held at 0 by a shape constraint (``shape_bound_``); they
     stay at 0 and the others are drawn from their covariance conditional on them (Schur
-    complement), so no draw leaves the constrained, concave response."""
+    complement), so no draw leaves the constrained, concave response. ``dependent``: names of
+    parameters that are exact functions of others (``dependent_``); they are drawn, but left
+    out of the singularity and identification checks."""
     from soilresp.models.nonlinear import _bounds
 
     p = np.asarray(params, dtype=float)
@@ -315,7 +317,8 @@ def covariance_spec(code: int, form: str, params, cov, fixed=()) -> CovarianceSp
     w, v = np.linalg.eigh(ct)
     w = np.clip(w, 0.0, None)
     # singularity and conditioning on the scale-free correlation matrix of the drawn parameters
-    fr = ~fx
+    dep = np.array([n in set(dependent) for n in FORMS[form]][:k], dtype=bool)
+    fr = ~fx & ~dep
     kf = int(fr.sum())
     ctf = ct[np.ix_(fr, fr)]
     st = np.sqrt(np.diag(ctf))
@@ -348,7 +351,7 @@ def covariance_specs(models: dict[int, BiomeModel]) -> dict[int, CovarianceSpec]
         if m.family != "nls":
             continue
         sp = covariance_spec(code, m.form, m.params, getattr(m.estimator, "cov_", None),
-                             getattr(m.estimator, "shape_bound_", ()))
+                             getattr(m.estimator, "shape_bound_", ()), getattr(m.estimator, "dependent_", ()))
         out[code] = sp
         if not sp.usable:
             warnings.warn(f"biome {code}: the fit's covariance is not finite; the covariance mode "
@@ -402,7 +405,8 @@ def structural_candidates(models: dict[int, BiomeModel], skill: pd.DataFrame, tr
                 row["reason"] = "no training table"
             else:
                 preds = key[2].split(",")
-                own_meta = {k: v for k, v in m.meta.items() if k not in ("fallback", "level_scale")}
+                # the biome's own candidate: none of the deployed model's fallback (rows, level)
+                own_meta = {k: v for k, v in m.meta.items() if k not in ("fallback", "fallback_kind", "level_scale")}
                 base = BiomeModel(code, "nls", preds, NonlinearRs(key[1]), own_meta)
                 try:
                     X, y, _ = training_rows(base, training, preds)
@@ -509,13 +513,16 @@ def _level(model: BiomeModel, X, y, own) -> float | None:
         return ratio_level(y[own], model.predict(X[own])) if own.any() else None
 
 
-def reselect_candidates(models: dict[int, BiomeModel], skill: pd.DataFrame, training: pd.DataFrame | None
-                        ) -> tuple[dict[int, list], pd.DataFrame]:
+def reselect_candidates(models: dict[int, BiomeModel], skill: pd.DataFrame, training: pd.DataFrame | None,
+                        families=None) -> tuple[dict[int, list], pd.DataFrame]:
     """Per biome deployed with its own fit, the models a ``selection-bootstrap`` realisation
     chooses among: the selected model and every Eq 1-4 candidate of ``models/skill.parquet``
     that refits on the biome's rows off the degenerate bounds (:func:`structural_candidates`
-    with no score tolerance). Fallback biomes get no list (their realisations refit the
-    deployed model). Returns (biome -> list, the listing table)."""
+    with no score tolerance), when ``families`` (``[models] select_from``, default all) admits
+    ``nls``. Fallback biomes get no list (their realisations refit the deployed model).
+    Returns (biome -> list, the listing table)."""
+    if families is not None and "nls" not in families:
+        skill = skill[skill["family"] != "nls"]
     cands, listing = structural_candidates(models, skill.assign(_all=0.0), training, "_all", np.inf)
     out = {c: v for c, v in cands.items() if fallback_kind(models[c]) == ""}
     listing = listing[listing["biome"].isin(list(out))].drop(columns=["score", "best_score"])
@@ -523,9 +530,9 @@ def reselect_candidates(models: dict[int, BiomeModel], skill: pd.DataFrame, trai
 
 
 def reselect_table(pool: list, training: pd.DataFrame, group_km: float):
-    """(columns, y, location group, biome-rows table) the candidates of ``pool`` (one biome,
-    each deployed on its own rows) are refitted on: the biome's rows with Rs, their location
-    groups over all those rows (:func:`soilresp.models.cv.location_groups`)."""
+    """(predictor table, Rs, location group) of the rows the candidates of ``pool`` (one
+    biome, each on its own rows) are refitted on: the biome's rows with Rs, grouped over all
+    those rows (:func:`soilresp.models.cv.location_groups`)."""
     from soilresp.models.cv import location_groups
 
     code = pool[0].biome
@@ -581,9 +588,10 @@ def reselect_refit(pool: list, table: pd.DataFrame, y: np.ndarray, groups: np.nd
                 return fits[0], True
             continue
         mse = [np.inf if f is None else
-               float(np.nanmean((f.predict(table[list(f.predictors)].to_numpy(float)[common]) - y[common]) ** 2))
+               float(np.mean((f.predict(table[list(f.predictors)].to_numpy(float)[common]) - y[common]) ** 2))
                for f in fits]
-        best = int(np.nanargmin(np.where(np.isfinite(mse), mse, np.inf)))
+        mse = np.where(np.isfinite(mse), mse, np.inf)   # a NaN prediction loses
+        best = int(np.argmin(mse))
         if fits[best] is not None and np.isfinite(mse[best]):
             return fits[best], True
     return m0, False
@@ -653,7 +661,8 @@ def realisation_models(models: dict[int, BiomeModel], r: int, s: MCSettings,
     ``predict(X)``) and the number of failed refits (kept at the fitted model).
 
     ``extra``: ``covariance`` (biome -> :class:`CovarianceSpec`) for the covariance mode,
-    ``candidates`` (biome -> list of models) for the structural mode."""
+    ``candidates`` (biome -> list of models) for the structural mode, ``reselect`` (biome ->
+    list of models, :func:`reselect_candidates`) for the selection-bootstrap mode."""
     cache = {} if cache is None else cache
     extra = extra or {}
     out, failed = {}, 0
@@ -853,7 +862,8 @@ def _sum_parts(parts):
 
 
 def _fit_batch(models, rs, s, training, steps, refits=None, extra=None):
-    """The realisation models of ``rs`` and ``(failed refits, {(family, warning): n})``: the
+    """The realisation models of ``rs`` and ``(failed refits, {(family, warning): n},
+    {(biome, family, form, predictors): times used})``: the
     refits' fitting warnings (an MLP stopping at max_iter on a resample) are counted where they
     are raised, in any worker (:func:`soilresp.models.warns.count_warnings`), not printed."""
     import warnings
@@ -885,7 +895,8 @@ def monte_carlo_totals(cube: xr.Dataset, bio: xr.Dataset, models: dict[int, Biom
     Returns a Dataset with ``total`` (realisation, region, year, Pg C yr-1), ``sampling_se``
     (same dims; 0 on the full grid), ``central`` and ``central_sampling_se`` (region, year:
     the fitted models on the same pixels) and attrs ``failed_refits``, ``sample_pixels``,
-    ``expected_sample_size``. ``extra``: see :func:`realisation_models` (covariance specs
+    ``expected_sample_size``, ``chosen`` (a list of dicts: how often each biome's
+    (family, form, predictors) was a realisation's model; pop it before writing attrs). ``extra``: see :func:`realisation_models` (covariance specs
     and structural candidates; built here when missing).
     """
     import dask
@@ -896,6 +907,9 @@ def monte_carlo_totals(cube: xr.Dataset, bio: xr.Dataset, models: dict[int, Biom
     extra = dict(extra or {})
     if s.mode == "covariance" and "covariance" not in extra:
         extra["covariance"] = covariance_specs(models)
+    if s.mode == "selection-bootstrap" and "reselect" not in extra:
+        raise ValueError("the 'selection-bootstrap' Monte Carlo needs its candidate pools: "
+                         "extra={'reselect': reselect_candidates(models, skill, training)[0]}")
     pools = {"structural": "candidates", "selection-bootstrap": "reselect"}
     cand_models = [c for v in extra.get(pools[s.mode], {}).values() for c in v] if s.mode in pools else []
     names = sorted({v for m in list(models.values()) + cand_models for v in m.predictors})
@@ -910,7 +924,8 @@ def monte_carlo_totals(cube: xr.Dataset, bio: xr.Dataset, models: dict[int, Biom
     p_table = inclusion_probabilities(counts, s.sample_pixels, s.min_per_stratum)
     if training is None:
         needs = [c for c, m in models.items()
-                 if s.mode in ("bootstrap", "site-bootstrap") or (s.mode == "paper" and m.family != "nls")
+                 if s.mode in ("bootstrap", "site-bootstrap", "selection-bootstrap")
+                 or (s.mode == "paper" and m.family != "nls")
                  or (s.mode == "covariance" and not (c in extra["covariance"] and extra["covariance"][c].usable))]
         if needs and s.n:
             raise ValueError(f"biome {needs[0]}: the {s.mode!r} Monte Carlo of a {models[needs[0]].family!r} "
@@ -1072,7 +1087,8 @@ def run(ctx) -> None:
     are read, never rewritten): ``mc_totals.parquet`` (realisations), ``mc_summary.parquet``
     (per mode, region, year: central estimate, median, 95 % interval; mean as a diagnostic),
     ``mc_trends.parquet``, ``mc_trend_summary.parquet`` and ``mode_diagnostics.parquet`` (the
-    covariance mode's fit checks and the structural mode's models)."""
+    covariance mode's fit checks, the structural mode's models, and the selection-bootstrap
+    mode's candidates with ``n_chosen`` and ``share_chosen``)."""
     import warnings
 
     from soilresp import io
@@ -1123,7 +1139,9 @@ def run(ctx) -> None:
             skill = io.read_table(ctx.path("models", "skill.parquet"))
             with warnings.catch_warnings(), np.errstate(over="ignore", invalid="ignore"):
                 warnings.simplefilter("ignore", RuntimeWarning)
-                extra["reselect"], listing = reselect_candidates(models, skill, training)
+                mcfg = ctx.cfg.models
+                extra["reselect"], listing = reselect_candidates(models, skill, training,
+                                                                 mcfg.select_from or mcfg.families)
         mc = monte_carlo_totals(cube, bio, models, s, training, steps, ctx.progress, extra)
         if mode == "selection-bootstrap":
             ch = pd.DataFrame(mc.attrs.pop("chosen"), columns=["biome", "family", "form", "predictors", "n_chosen"])

@@ -58,6 +58,7 @@ def figT2_interpretation(run_dir: Path):
 
     from soilresp.config import BIOMES
     from soilresp.models import load_biome_models
+    from soilresp.product.uncertainty import POOLED_KINDS, fallback_kind
 
     need(run_dir, "sites/training.parquet")
     tab = table(run_dir, "sites/training.parquet")
@@ -70,8 +71,8 @@ def figT2_interpretation(run_dir: Path):
         for code, m in sorted(models.items()):
             if v not in m.predictors:
                 continue
-            fb = str(m.meta.get("fallback") or "")
-            rows = tab[tab["biome"].isin(list(BIOMES))] if fb.startswith("pooled") else tab[tab["biome"] == code]
+            pooled = fallback_kind(m) in POOLED_KINDS   # fitted on all biomes' rows
+            rows = tab[tab["biome"].isin(list(BIOMES))] if pooled else tab[tab["biome"] == code]
             rows = rows.dropna(subset=list(m.predictors) + ["rs"])
             if len(rows) < 3:
                 continue
