@@ -71,6 +71,7 @@ def figT2_interpretation(run_dir: Path):
         for code, m in sorted(models.items()):
             if v not in m.predictors:
                 continue
+            fb = str(m.meta.get("fallback") or "")
             pooled = fallback_kind(m) in POOLED_KINDS   # fitted on all biomes' rows
             rows = tab[tab["biome"].isin(list(BIOMES))] if pooled else tab[tab["biome"] == code]
             rows = rows.dropna(subset=list(m.predictors) + ["rs"])
