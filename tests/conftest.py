@@ -10,22 +10,24 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 # --------------------------------------------------------------- xdist: long files first
-# Rough seconds each long test file takes on 2 busy CI cores, setup included (from
-# `pytest --durations`, 2026-12). `--dist loadfile` hands out whole files, by default those
+# Rough seconds each long test file takes on 2 cores, setup included (from
+# `pytest --durations=0`, 2026-12-06 18:45, local VM). `--dist loadfile` hands out whole files, by default those
 # with the most tests first: these few-test, minutes-long files then came last, and one worker
 # ran two of them while the other sat idle (~24 min in CI). Handed out first (longest
 # processing time first), the short files fill the gaps. The first file of each worker builds
 # one of the two shared runs (3-degree demo, tiny reference), so they are built side by side;
 # the files that need the demo come later on the other worker.
 LONG_FILES = {
-    "test_report.py": 450,          # builds the shared 3-degree demo (conftest._built_demo)
-    "test_resume.py": 400,          # builds the shared tiny runs (tiny_reference)
-    "test_repeatability.py": 130,
-    "test_staleness.py": 200,
-    "test_bad_inputs.py": 150,
-    "test_api.py": 130,             # runs examples/python_api.ipynb
-    "test_lock.py": 120,
-    "test_models_ml.py": 100,
+    "test_resume.py": 410,          # builds the shared tiny runs (tiny_reference)
+    "test_report.py": 280,          # builds the shared 3-degree demo (conftest._built_demo)
+    "test_staleness.py": 190,
+    "test_repeatability.py": 160,
+    "test_models_realdata.py": 130,  # skipped without ../shared/data
+    "test_api.py": 115,             # runs examples/python_api.ipynb
+    "test_realdata_case.py": 110,   # skipped without ../shared/data
+    "test_lock.py": 65,
+    "test_models_ml.py": 50,
+    "test_bad_inputs.py": 45,
 }
 
 
