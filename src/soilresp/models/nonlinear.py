@@ -259,7 +259,7 @@ class NonlinearRs(RegressorMixin, BaseEstimator):
                 res.x[2] = 0.0
                 self.t2_dropped_ = True
         q = res.x
-        held = self._held(q, lb, ub, r, qlo)
+        held = self._held(q, lb, ub, qlo)
         free = np.array([k not in held for k in range(npar)])
         # covariance over the free parameters only; a held one (c, e, f at 0, Q10 at 1, c
         # dropped) is a constraint, not an estimate: zero variance, no degree of freedom
@@ -297,7 +297,7 @@ class NonlinearRs(RegressorMixin, BaseEstimator):
         self.n_obs_ = int(y.size)
         tol = _lower_tol(lb)
         on = _on_bound(q, lb, ub)
-        shape = self._held(q, lb, ub, r, qlo)
+        shape = self._held(q, lb, ub, qlo)
         hard = [k for k in on if k not in shape]
         self.at_bound_ = bool(hard)
         # b is listed (held in covariance draws) only when the whole T term is 0 (b = s - 2 c r)
@@ -315,7 +315,7 @@ class NonlinearRs(RegressorMixin, BaseEstimator):
         self.n_features_in_ = X.shape[1]
         return self
 
-    def _held(self, q, lb, ub, r, qlo) -> list[int]:
+    def _held(self, q, lb, ub, qlo) -> list[int]:
         """Internal parameters held by a sign constraint (set ``t2_dropped_`` first): c = 0,
         e = 0 (concavity), f = 0 and, when ``q10_range`` starts at 1, Q10 = 1 where Rs then
         cannot fall as T rises. Such a bound leaves a simpler nested form, a valid model; any
