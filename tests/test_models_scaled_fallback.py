@@ -99,10 +99,13 @@ def test_level_scale_file_roundtrip_and_refused_values(fitted, tmp_path):
     assert [res.models[c].meta["fallback_kind"] for c in (1, 3)] == ["", "scaled"]
     path.write_text(json.dumps({**doc, "fallback": "biome mean (edited)"}))
     assert fallback_kind(load_biome_model(path)) == "scaled"
-    for bad in ("Mean", "pooled model", 1, None):
+    for bad in ("Mean", "pooled model", 1, None, ""):   # "" with a fallback text: they disagree
         path.write_text(json.dumps({**doc, "fallback_kind": bad}))
         with pytest.raises(InputError, match="fallback_kind"):
             load_biome_model(path)
+    path.write_text(json.dumps({**doc, "fallback": ""}))   # a kind without its text
+    with pytest.raises(InputError, match="disagree"):
+        load_biome_model(path)
 
 
 def test_bootstrap_and_stability_refit_the_level(fitted):

@@ -298,6 +298,9 @@ def load_biome_model(json_path: Path) -> BiomeModel:
     if fk not in FALLBACK_KINDS:
         raise input_error(json_path, f"fallback_kind must be one of {list(FALLBACK_KINDS)}", column="fallback_kind",
                           value=fk)
+    if "fallback_kind" in meta and bool(fk) != bool(meta.get("fallback")):
+        raise input_error(json_path, "fallback_kind and fallback disagree (a fallback needs both, an own fit "
+                          "neither)", column="fallback_kind", value=fk)
     if fam == "nls":
         est = nls_from_dict(doc, json_path)
         if len(preds) != N_INPUTS[est.form]:
