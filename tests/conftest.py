@@ -78,7 +78,8 @@ def _built_demo(tmp_path_factory, worker_id) -> Path:
             tmp = root / "shared_demo3.building"
             shutil.rmtree(tmp, ignore_errors=True)
             # two families: the end-to-end chain with an ML family tuned and reported; SVR and
-            # ANN (56 of the models stage's 164 s) are tested in test_models_ml.py
+            # ANN (they added 15 s and 41 s to a 60 s nls-only fit of this demo's table) are
+            # tested in test_models_ml.py
             rec = run_demo(tmp / "demo", resolution=3.0, seed=7, mc_samples=60, world_kind="easy",
                            cv_folds=5, families=("nls", "rf"))
             (tmp / "recovery.json").write_text(json.dumps(rec))

@@ -92,6 +92,33 @@ TRUSTED_NODES: frozenset[tuple[str, str]] = frozenset(
 )
 
 
+POOLED_KINDS = ("pooled", "scaled", "all-mean")  # fitted on all biomes' rows
+
+
+def fallback_kind(model: BiomeModel) -> str:
+    """How the model was deployed (``meta['fallback']``, docs/models.md §6): ``""`` (its own
+    fit), ``"pooled"`` (the pooled model of all biomes), ``"scaled"`` (the pooled response
+    scaled to the biome mean, ``meta['level_scale']``), ``"mean"`` (the biome mean) or
+    ``"all-mean"`` (the mean of all biomes' rows): ``meta['fallback_kind']``, written by the
+    models stage; a model file without it (older runs) is read from the ``fallback`` text."""
+    kind = model.meta.get("fallback_kind")
+    if kind is not None:
+        if kind not in FALLBACK_KINDS:   # checked when a model file is read (load_biome_model)
+            raise ValueError(f"biome {model.biome}: fallback_kind must be one of {list(FALLBACK_KINDS)}, "
+                             f"got {kind!r}")
+        return kind
+    fb = str(model.meta.get("fallback") or "")
+    if not fb:
+        return ""
+    if fb.startswith("pooled response scaled"):
+        return "scaled"
+    if fb.startswith("biome mean"):
+        return "mean"
+    if fb.startswith("mean of all biomes"):
+        return "all-mean"
+    return "pooled"
+
+
 @dataclass
 class BiomeModel:
     biome: int

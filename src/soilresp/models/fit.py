@@ -561,7 +561,7 @@ def fit_biomes(table: pd.DataFrame, cfg: ModelsConfig, *, seed: int, progress=No
         m = _model(code, src, chosen, fallback=fallback, n_rows=len(sub), skill=best, meta=base_meta, units=units,
                    cfg=cfg, seed=seed)
         m.meta["biome_name"] = biomes[code]
-        m.meta["fallback_kind"] = kind   # what `fallback` says, as a code (product.uncertainty.fallback_kind)
+        m.meta["fallback_kind"] = kind   # what `fallback` says, as a code (models.base.fallback_kind)
         if scale is not None:
             m.meta["level_scale"] = float(scale)
         ry = sub["rs"].to_numpy(float)

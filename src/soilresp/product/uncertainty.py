@@ -66,7 +66,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from soilresp.models.base import BiomeModel
+from soilresp.models.base import POOLED_KINDS, BiomeModel, fallback_kind  # noqa: F401 (re-exported)
 from soilresp.models.nonlinear import FORMS, N_INPUTS, FitError, NonlinearRs, constant_model, predict_form
 
 REGIONS = ("global", "tropical", "temperate", "boreal")
@@ -190,35 +190,6 @@ def clamp_ranges(model: BiomeModel, predictors, training: pd.DataFrame | None = 
             if ok.size:
                 fill[v] = (float(ok.min()), float(ok.max()))
     return model.clamp_bounds(predictors, fill)
-
-
-POOLED_KINDS = ("pooled", "scaled", "all-mean")  # fitted on all biomes' rows
-
-
-def fallback_kind(model: BiomeModel) -> str:
-    """How the model was deployed (``meta['fallback']``, docs/models.md §6): ``""`` (its own
-    fit), ``"pooled"`` (the pooled model of all biomes), ``"scaled"`` (the pooled response
-    scaled to the biome mean, ``meta['level_scale']``), ``"mean"`` (the biome mean) or
-    ``"all-mean"`` (the mean of all biomes' rows): ``meta['fallback_kind']``, written by the
-    models stage; a model file without it (older runs) is read from the ``fallback`` text."""
-    from soilresp.models.base import FALLBACK_KINDS
-
-    kind = model.meta.get("fallback_kind")
-    if kind is not None:
-        if kind not in FALLBACK_KINDS:   # checked when a model file is read (models.base)
-            raise ValueError(f"biome {model.biome}: fallback_kind must be one of {list(FALLBACK_KINDS)}, "
-                             f"got {kind!r}")
-        return kind
-    fb = str(model.meta.get("fallback") or "")
-    if not fb:
-        return ""
-    if fb.startswith("pooled response scaled"):
-        return "scaled"
-    if fb.startswith("biome mean"):
-        return "mean"
-    if fb.startswith("mean of all biomes"):
-        return "all-mean"
-    return "pooled"
 
 
 def training_rows(model: BiomeModel, training: pd.DataFrame, predictors=None, group_km: float | None = None,
@@ -461,14 +432,32 @@ def _seed_estimator(est, rng):
     return est
 
 
+def _refit_clone(model: BiomeModel, X, y, rng) -> BiomeModel | None:
+    """``clone(model.estimator)`` (``random_state`` reseeded from ``rng``; a biome mean stays a
+    mean, Eq 1 with b = 0) fitted on (X, y), as a model that clamps as ``model`` does; None
+    when the fit fails or ends on a degenerate bound (not a model, as in :func:`_refit`)."""
+    from sklearn.base import clone
+
+    try:
+        if fallback_kind(model) in ("mean", "all-mean"):
+            est = constant_model(y, X[:, 0])
+        else:
+            est = _seed_estimator(clone(model.estimator), rng)
+            est.fit(X, y)
+    except (FitError, ValueError, np.linalg.LinAlgError, FloatingPointError):
+        return None
+    if getattr(est, "at_bound_", False):
+        return None
+    keep = {k: model.meta[k] for k in ("predictor_range", "predictor_margin", "training_range") if k in model.meta}
+    return BiomeModel(model.biome, model.family, model.predictors, est, keep)
+
+
 def bootstrap_refit(model: BiomeModel, X, y, groups, rng, unit: str = "site", tries: int = 5, own=None):
     """A refit of ``clone(model.estimator)`` on training rows drawn with replacement (by site
     or by row); returns (BiomeModel, ok). A fit that fails, or (Eq 1-4) ends on a parameter
     bound, is redrawn; after ``tries`` failures the original model is returned with ok False.
     A scaled fallback (``own``: True for the biome's rows among the pooled rows) refits the
     pooled response and then its level, sum(Rs) / sum(response) over the drawn biome rows."""
-    from sklearn.base import clone
-
     n = y.size
     if n == 0:
         return model, False
@@ -483,18 +472,9 @@ def bootstrap_refit(model: BiomeModel, X, y, groups, rng, unit: str = "site", tr
             idx = np.concatenate([members[k] for k in pick])
         else:
             idx = rng.integers(0, n, n)
-        try:
-            if fallback_kind(model) in ("mean", "all-mean"):  # a mean stays a mean (Eq 1, b = 0)
-                est = constant_model(y[idx], X[idx, 0])
-            else:
-                est = _seed_estimator(clone(model.estimator), rng)
-                est.fit(X[idx], y[idx])
-        except (FitError, ValueError, np.linalg.LinAlgError, FloatingPointError):
+        bm = _refit_clone(model, X[idx], y[idx], rng)
+        if bm is None:
             continue
-        if getattr(est, "at_bound_", False):
-            continue  # a degenerate optimum on a parameter bound is not a model (as in _refit)
-        keep = {k: model.meta[k] for k in ("predictor_range", "predictor_margin", "training_range") if k in model.meta}
-        bm = BiomeModel(model.biome, model.family, model.predictors, est, keep)  # clamps as the model
         if fallback_kind(model) == "scaled":
             k = _level(bm, X[idx], y[idx], np.asarray(own, bool)[idx])
             if k is None:
@@ -553,8 +533,6 @@ def reselect_refit(pool: list, table: pd.DataFrame, y: np.ndarray, groups: np.nd
     error on the rows of the groups not drawn, complete in every candidate's predictors, is
     returned, as (BiomeModel, True). Without out-of-bag rows the selected model's refit is
     taken. After ``tries`` draws where no candidate fits: (the selected model, False)."""
-    from sklearn.base import clone
-
     m0 = pool[0]
     k = int(groups.max()) + 1 if groups.size else 0
     if k == 0:
@@ -570,17 +548,7 @@ def reselect_refit(pool: list, table: pd.DataFrame, y: np.ndarray, groups: np.nd
             ok = np.isfinite(X).all(axis=1)
             common &= ok
             idx = bag[ok[bag]]
-            try:
-                est = _seed_estimator(clone(m.estimator), rng)
-                est.fit(X[idx], y[idx])
-            except (FitError, ValueError, np.linalg.LinAlgError, FloatingPointError):
-                fits.append(None)
-                continue
-            if getattr(est, "at_bound_", False):
-                fits.append(None)
-                continue
-            keep = {kk: m.meta[kk] for kk in ("predictor_range", "predictor_margin", "training_range") if kk in m.meta}
-            fits.append(BiomeModel(m.biome, m.family, m.predictors, est, keep))
+            fits.append(_refit_clone(m, X[idx], y[idx], rng))
         if all(f is None for f in fits):
             continue
         if not common.any():
@@ -896,8 +864,9 @@ def monte_carlo_totals(cube: xr.Dataset, bio: xr.Dataset, models: dict[int, Biom
     (same dims; 0 on the full grid), ``central`` and ``central_sampling_se`` (region, year:
     the fitted models on the same pixels) and attrs ``failed_refits``, ``sample_pixels``,
     ``expected_sample_size``, ``chosen`` (a list of dicts: how often each biome's
-    (family, form, predictors) was a realisation's model; pop it before writing attrs). ``extra``: see :func:`realisation_models` (covariance specs
-    and structural candidates; built here when missing).
+    (family, form, predictors) was a realisation's model; pop it before writing attrs).
+    ``extra``: see :func:`realisation_models` (covariance specs, built here when missing;
+    structural candidates; selection-bootstrap pools, required in that mode).
     """
     import dask
     import dask.array as dsa

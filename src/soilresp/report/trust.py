@@ -58,7 +58,7 @@ def figT2_interpretation(run_dir: Path):
 
     from soilresp.config import BIOMES
     from soilresp.models import load_biome_models
-    from soilresp.product.uncertainty import POOLED_KINDS, fallback_kind
+    from soilresp.models.base import POOLED_KINDS, fallback_kind
 
     need(run_dir, "sites/training.parquet")
     tab = table(run_dir, "sites/training.parquet")
