@@ -332,6 +332,23 @@ def test_selection_bootstrap_mode_chooses_the_model_the_data_support():
         monte_carlo_totals(cube, bio, models, s, tr, None)
 
 
+def test_selection_bootstrap_does_not_count_a_kept_model_as_chosen():
+    """A biome none of whose candidates can refit (its training rows lack the predictor)
+    keeps its deployed model in every realisation: each is a failed refit, none a choice."""
+    cube, bio, tr = _world()
+    tr = tr.assign(lat=np.repeat(np.linspace(-30, 30, 120), 2), lon=0.0)
+    models = _models(tr, ("nls", "nls", "nls"))
+    rows = [dict(biome=c, family="nls", form=f, predictors=p, loc_cv_r2=0.5)
+            for c in (1, 2, 3) for f, p in (("eq2", "tas"), ("eq4", "tas,sm,gpp"))]
+    pools, _ = reselect_candidates(models, pd.DataFrame(rows), tr)
+    tr.loc[tr.biome == 2, "tas"] = np.nan
+    s = MCSettings(n=8, mode="selection-bootstrap", seed=3, group_km=100.0)
+    mc = monte_carlo_totals(cube, bio, models, s, tr, None, extra={"reselect": pools})
+    n = pd.DataFrame(mc.attrs["chosen"]).groupby("biome")["n_chosen"].sum()
+    assert n.get(2, 0) == 0 and n[1] == 8 and n[3] == 8
+    assert mc.attrs["failed_refits"] >= 8
+
+
 def test_structural_candidates_of_a_fallback_biome_are_fitted_on_its_own_rows():
     """A biome deployed with the pooled model: its own Eq 1-4 candidates are refitted on the
     biome's rows, not on the pooled rows the deployed model reads."""
@@ -371,5 +388,7 @@ def test_selection_bootstrap_stage_reports_its_choices(small_demo, tmp_path):
     sel = dg[dg["kind"] == "selection"]
     assert len(sel) and sel["selected"].any()
     used = sel[sel["used"]]
-    np.testing.assert_allclose(used.groupby("biome")["share_chosen"].sum(), 1.0)
+    per = used.groupby("biome").agg(n=("n_chosen", "sum"), kept=("n_unrefitted", "first"))
+    assert ((per["n"] + per["kept"]) == 12).all()
+    np.testing.assert_allclose(used.groupby("biome")["share_chosen"].sum(), per["n"] / 12)
     assert (sel.loc[~sel["used"], "n_chosen"] == 0).all()

@@ -831,7 +831,7 @@ def _sum_parts(parts):
 
 def _fit_batch(models, rs, s, training, steps, refits=None, extra=None):
     """The realisation models of ``rs`` and ``(failed refits, {(family, warning): n},
-    {(biome, family, form, predictors): times used})``: the
+    {(biome, family, form, predictors): times refitted and used})``: the
     refits' fitting warnings (an MLP stopping at max_iter on a resample) are counted where they
     are raised, in any worker (:func:`soilresp.models.warns.count_warnings`), not printed."""
     import warnings
@@ -849,8 +849,10 @@ def _fit_batch(models, rs, s, training, steps, refits=None, extra=None):
                 mods, f = realisation_models(models, r, s, training, steps, cache, extra)
             out.append(mods)
             failed += f
+            # a biome whose refits all failed keeps its deployed model: counted in
+            # ``failed``, not as a choice
             chosen.update((c, m.family, getattr(m, "form", None) or "", ",".join(m.predictors))
-                          for c, m in mods.items())
+                          for c, m in mods.items() if m is not models[c])
     return out, (failed, dict(counts), dict(chosen))
 
 
@@ -1057,7 +1059,7 @@ def run(ctx) -> None:
     (per mode, region, year: central estimate, median, 95 % interval; mean as a diagnostic),
     ``mc_trends.parquet``, ``mc_trend_summary.parquet`` and ``mode_diagnostics.parquet`` (the
     covariance mode's fit checks, the structural mode's models, and the selection-bootstrap
-    mode's candidates with ``n_chosen`` and ``share_chosen``)."""
+    mode's candidates with ``n_chosen``, ``share_chosen`` and ``n_unrefitted``)."""
     import warnings
 
     from soilresp import io
@@ -1117,6 +1119,8 @@ def run(ctx) -> None:
             listing = listing.merge(ch, on=["biome", "family", "form", "predictors"], how="left")
             listing["n_chosen"] = listing["n_chosen"].fillna(0).astype(int)
             listing["share_chosen"] = listing["n_chosen"] / max(1, s.n)
+            # realisations in which no candidate refitted (the deployed model kept)
+            listing["n_unrefitted"] = s.n - listing.groupby("biome")["n_chosen"].transform("sum")
             diags.append(listing.assign(mode=mode, kind="selection"))
         fl = full.sel(region=list(REGIONS), year=mc["year"].values)
         tot = model_error_totals(mc, fl)
