@@ -182,7 +182,62 @@ def recovery_report(run_dir: Path, world_dir: Path) -> dict:
             "world": truth.get("kind", "easy"),
             "checks": checks, "totals": per_region, "trends": trends, "models": models,
             "predictor_recovery": recovery, "aoa": _aoa_recovery(run_dir, world_dir),
+            "biome_budget": biome_budget(run_dir, world_dir),
             "attribution": attribution, "partition": partition}
+
+
+def biome_budget(run_dir: Path, world_dir: Path) -> dict:
+    """Where the global total's level and trend errors come from, biome by biome.
+
+    Each pixel belongs to the biome whose model made it (``product/rs.zarr`` ``biome``). Per
+    biome: its estimated and true totals' mean (Pg C yr-1) and OLS trend (Tg C yr-2), their
+    ratios, its share of the true global trend, and its shares of the global level and trend
+    errors. OLS slopes are linear in the series, so the biomes' trend errors add up exactly to
+    the global OLS-trend error (``residual`` says how exactly); the checks use the Sen slope,
+    which does not decompose."""
+    from soilresp.config import BIOMES
+    from soilresp.models.base import fallback_kind, load_biome_models
+    from soilresp.product import G_PER_PG
+
+    ds = io.open_zarr(run_dir / "product" / "rs.zarr")
+    code = ds["biome"].load()
+    area = io.open_zarr(run_dir / "biomes" / "biomes.zarr")["cell_area"].load()
+    true = io.open_zarr(world_dir / "truth.zarr")["rs_true"]
+    codes = [int(c) for c in np.unique(code.values) if c > 0]
+    if not codes:
+        return {"available": False, "note": "no pixel has a biome model"}
+
+    def totals(rs):  # (biome, year), Pg C yr-1
+        parts = [(rs.where(code == c) * area).sum(("lat", "lon"), skipna=True) for c in codes]
+        return np.stack([np.asarray(p.values, float) for p in parts]) / G_PER_PG
+
+    est, tru = totals(ds["rs"]), totals(true)
+    years = np.arange(est.shape[1], dtype=float)
+    s_est, s_tru = np.polyfit(years, est.T, 1)[0], np.polyfit(years, tru.T, 1)[0]
+    g_est, g_tru = float(np.polyfit(years, est.sum(0), 1)[0]), float(np.polyfit(years, tru.sum(0), 1)[0])
+    lvl_err = est.mean(1) - tru.mean(1)
+    models = load_biome_models(run_dir / "models", BIOMES)
+    rows = []
+    for i, c in enumerate(codes):
+        m = models.get(c)
+        kind = fallback_kind(m) if m is not None else ""
+        label = ("biome mean" if kind in ("mean", "all-mean") else
+                 " ".join(x for x in (m.family, m.form or "", ",".join(m.predictors)) if x) if m is not None else "")
+        rows.append({
+            "biome": BIOMES.get(c, str(c)), "model": label, "fallback_kind": kind,
+            "true_mean_pg": float(tru[i].mean()), "est_mean_pg": float(est[i].mean()),
+            "level_ratio": float(est[i].mean() / tru[i].mean()) if tru[i].mean() else None,
+            "true_trend_tg_per_yr2": float(s_tru[i] * 1e3), "est_trend_tg_per_yr2": float(s_est[i] * 1e3),
+            "trend_ratio": float(s_est[i] / s_tru[i]) if s_tru[i] else None,
+            "share_of_true_trend": float(s_tru[i] / g_tru) if g_tru else None,
+            "share_of_level_error": float(lvl_err[i] / lvl_err.sum()) if lvl_err.sum() else None,
+            "share_of_trend_error": float((s_est[i] - s_tru[i]) / (g_est - g_tru)) if g_est != g_tru else None,
+        })
+    return {"available": True, "biomes": rows,
+            "global_true_ols_trend_tg_per_yr2": g_tru * 1e3, "global_est_ols_trend_tg_per_yr2": g_est * 1e3,
+            "residual": float((s_est - s_tru).sum() - (g_est - g_tru)),
+            "note": "per biome whose model made the pixels; OLS slopes (additive), so the trend "
+                    "error shares add up to 1; a biome deployed with its mean carries no trend"}
 
 
 def _aoa_recovery(run_dir: Path, world_dir: Path) -> dict:

@@ -40,7 +40,7 @@ from soilresp.models.base import BiomeModel
 
 
 def _rows(table: pd.DataFrame, m: BiomeModel, biomes) -> pd.DataFrame:
-    from soilresp.product.uncertainty import fallback_kind
+    from soilresp.models.base import fallback_kind
 
     kind = fallback_kind(m)
     sub = table[table["biome"].isin(list(biomes))] if kind in ("pooled", "scaled") else table[table["biome"] == m.biome]
