@@ -55,3 +55,40 @@ def test_mc_outputs_of_the_demo(small_demo):
     assert (ts["slope_lo"] <= ts["slope_hi"]).all() and (ts["n"] == 60).all()
     rs = io.open_zarr(run / "product" / "rs.zarr")
     assert {"rs", "biome", "model_family"} <= set(rs.data_vars)
+
+
+def test_biome_budget_adds_up_to_the_global_error(small_demo):
+    """The recovery's biome budget, recomputed independently from the maps: each biome's
+    totals and OLS slopes, the global totals equal to truth.json's and totals.parquet's, and
+    the biomes' trend errors adding up to the global OLS-trend error."""
+    from soilresp import io
+
+    out, rec = small_demo
+    run, world = out / "run", out / "world"
+    bb = rec["biome_budget"]
+    assert bb["available"] and abs(bb["residual"]) < 1e-9
+    rows = {r["biome"]: r for r in bb["biomes"]}
+    rs = io.open_zarr(run / "product" / "rs.zarr")
+    est, code = rs["rs"].values, rs["biome"].values
+    tru = io.open_zarr(world / "truth.zarr")["rs_true"].values
+    area = io.open_zarr(run / "biomes" / "biomes.zarr")["cell_area"].values[:, None]
+    from soilresp.config import BIOMES
+
+    x = np.arange(est.shape[0])
+    ge, gt = np.zeros(est.shape[0]), np.zeros(est.shape[0])
+    for c in np.unique(code[code > 0]):
+        m = code == c
+        e = np.array([np.nansum(est[i][m] * np.broadcast_to(area, m.shape)[m]) for i in x]) / 1e15
+        t = np.array([np.nansum(tru[i][m] * np.broadcast_to(area, m.shape)[m]) for i in x]) / 1e15
+        ge, gt = ge + e, gt + t
+        r = rows[BIOMES[int(c)]]
+        np.testing.assert_allclose(r["est_mean_pg"], e.mean(), rtol=1e-6)
+        np.testing.assert_allclose(r["true_mean_pg"], t.mean(), rtol=1e-6)
+        np.testing.assert_allclose(r["est_trend_tg_per_yr2"], np.polyfit(x, e, 1)[0] * 1e3, rtol=1e-5, atol=1e-9)
+        np.testing.assert_allclose(r["true_trend_tg_per_yr2"], np.polyfit(x, t, 1)[0] * 1e3, rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(gt, rec["totals"]["global"]["true_pg"], rtol=1e-4)
+    np.testing.assert_allclose(ge, rec["totals"]["global"]["estimated_pg"], rtol=1e-4)
+    np.testing.assert_allclose(sum(r["share_of_trend_error"] for r in rows.values()), 1.0, rtol=1e-9)
+    np.testing.assert_allclose(sum(r["share_of_level_error"] for r in rows.values()), 1.0, rtol=1e-9)
+    np.testing.assert_allclose(sum(r["share_of_true_trend"] for r in rows.values()), 1.0, rtol=1e-9)
+    assert all(r["model"] for r in rows.values())

@@ -137,6 +137,12 @@ def _print_recovery(rec: dict, tab) -> None:
         m.add_row(r["biome"], r.get("family", "nls"), r["form"], r["predictors"], r["true_predictors"], str(r["n"]),
                   f"{r['cv_r2']:.2f}", f"{r['site_cv_r2']:.2f}")
     console.print(m)
+    bb = rec.get("biome_budget") or {}
+    if bb.get("available"):
+        worst = sorted(bb["biomes"], key=lambda r: -abs(r["share_of_trend_error"] or 0))[:3]
+        console.print("Largest shares of the global trend error (OLS): " + "; ".join(
+            f"{r['biome']} ({r['model']}): {r['share_of_trend_error']:+.0%}, trend est/true "
+            + (f"{r['trend_ratio']:.2f}" if r["trend_ratio"] is not None else "n/a") for r in worst))
     a = rec["attribution"]
     console.print(f"Attribution: climate-only box -> climate {a['climate_only_box']['climate_share']:.0%}; "
                   f"land-cover-only box -> land cover {a['landcover_only_box']['land_cover_share']:.0%}")

@@ -236,8 +236,8 @@ def biome_budget(run_dir: Path, world_dir: Path) -> dict:
     return {"available": True, "biomes": rows,
             "global_true_ols_trend_tg_per_yr2": g_tru * 1e3, "global_est_ols_trend_tg_per_yr2": g_est * 1e3,
             "residual": float((s_est - s_tru).sum() - (g_est - g_tru)),
-            "note": "per biome whose model made the pixels; OLS slopes (additive), so the trend "
-                    "error shares add up to 1; a biome deployed with its mean carries no trend"}
+            "note": "Per biome whose model made the pixels; OLS slopes (additive), so the trend "
+                    "error shares add up to 1; a biome deployed with its mean carries no trend."}
 
 
 def _aoa_recovery(run_dir: Path, world_dir: Path) -> dict:

@@ -244,6 +244,13 @@ def _recovery(run_dir: Path) -> str:
               "relative error": v.get("relative_error")} for k, v in tr.items()])))
     if rec.get("models"):
         parts.append("<h3>Model choice</h3>" + _html_table(_recovery_models(rec["models"])))
+    bb = rec.get("biome_budget") or {}
+    if bb.get("available"):
+        parts.append(
+            "<h3>Where the level and the trend are lost, by biome</h3>"
+            f"<p>Global OLS trend: estimated {_fmt(bb.get('global_est_ols_trend_tg_per_yr2'))}, true "
+            f"{_fmt(bb.get('global_true_ols_trend_tg_per_yr2'))} Tg C/yr². {_esc(bb.get('note', ''))}</p>"
+            + _html_table(pd.DataFrame(bb["biomes"]).rename(columns=lambda c: c.replace("_", " "))))
     if rec.get("attribution"):
         parts.append("<h3>Attribution in the single-cause boxes</h3>" + _html_table(pd.DataFrame(
             [{"box": k.replace("_", " "),
