@@ -231,6 +231,18 @@ def test_html_has_config_provenance_and_recovery(report, run_dir):
     assert dprov["config_hash"][:16] in html
 
 
+def test_key_numbers_say_what_the_interval_samples(report, run_dir):
+    """Beside the interval: what the run's mode samples, and what no mode samples."""
+    import html as h
+
+    from soilresp.product.uncertainty import LEFT_OUT, MODE_SCOPE
+
+    _, page, _ = report
+    mode = str(io.read_table(run_dir / "uncertainty" / "mc_summary.parquet")["mode"].iloc[0])
+    summary = page[page.index("id='summary'"):page.index("id='summary'") + 20000]
+    assert h.escape(MODE_SCOPE[mode], quote=True) in summary and h.escape(LEFT_OUT, quote=True) in summary
+
+
 def test_report_of_a_run_without_trends_attribution_or_monte_carlo(run_dir, tmp_path):
     run = _partial_run(run_dir, tmp_path / "run")
     html = write_report(run, tmp_path / "rep").read_text()

@@ -79,6 +79,26 @@ _N_STRATA = 64
 MODES = ("paper", "covariance", "site-bootstrap", "selection-bootstrap", "structural", "bootstrap")
 _ALIASES = {"parameters": "paper"}
 
+# What each mode's interval samples (the report prints it beside the interval)
+MODE_SCOPE = {
+    "paper": "a prescribed 10 % CV on every parameter and the Eq 5 predictor choice "
+             "(Huang et al. 2020); not an estimate of the fits' error",
+    "covariance": "the fitted parameters' sampling error (the fit's covariance), given the "
+                  "selected form and predictors",
+    "site-bootstrap": "which locations were measured: location groups resampled, the selected "
+                      "family, form and predictors refitted",
+    "selection-bootstrap": "which locations were measured and the model choice: location groups "
+                           "resampled, the Eq 1-4 candidates refitted and re-selected out of bag",
+    "structural": "the choice among models within the CV tolerance of the best; not the fits' "
+                  "sampling error",
+    "bootstrap": "which sites (or rows) were measured: resampled, the selected model refitted",
+}
+LEFT_OUT = ("No mode samples the error of the model form itself (a true response outside the "
+            "candidate forms) or the bias of a trend read from spatial gradients (space for time). "
+            "On the synthetic twin the default interval covered the global annual total as "
+            "nominal but was too narrow for the temperate and boreal totals and for the trend "
+            "(docs/product.md, 'Which mode to use').")
+
 
 def normalise_modes(mode) -> list[str]:
     """``[product] mc_mode`` as a list of canonical mode names (``parameters`` = ``paper``)."""

@@ -206,7 +206,17 @@ def _summary(run_dir: Path) -> str:
                 row["MK p"] = r["p"]
     except (StageError, OSError):
         pass
-    return "<h2 id='summary'>Key numbers</h2>" + _html_table(pd.DataFrame(rows))
+    return "<h2 id='summary'>Key numbers</h2>" + _html_table(pd.DataFrame(rows)) + _interval_scope(mode)
+
+
+def _interval_scope(mode: str) -> str:
+    """What the Monte Carlo interval of ``mode`` samples and what no mode samples."""
+    from soilresp.product.uncertainty import LEFT_OUT, MODE_SCOPE
+
+    if mode not in MODE_SCOPE:
+        return ""
+    return (f"<p class='note'>The Monte Carlo 95 % interval ({_esc(mode)}) samples "
+            f"{_esc(MODE_SCOPE[mode])}. {_esc(LEFT_OUT)}</p>")
 
 
 def _recovery(run_dir: Path) -> str:
