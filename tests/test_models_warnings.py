@@ -49,3 +49,42 @@ def test_worker_convergence_warnings_counted_per_biome_and_family(capfd):
     ser = _fit(1)                        # the same counts as a serial fit
     assert ser.warnings == par.warnings
     assert "converge" not in capfd.readouterr().err
+
+
+def test_counting_in_threads_keeps_each_threads_warnings_and_restores_the_hooks():
+    """count_warnings in overlapping threads (the Monte Carlo's dask threads): each counter
+    gets its own thread's warnings under its own family, and afterwards warnings are shown
+    again through the original hook with the original filters (nothing stays swallowed)."""
+    import threading
+    import warnings
+
+    from scipy.optimize import OptimizeWarning
+    from sklearn.exceptions import ConvergenceWarning
+
+    from soilresp.models.warns import count_warnings, fitting
+
+    hook, filters = warnings.showwarning, list(warnings.filters)
+    got, barrier = {}, threading.Barrier(2)
+
+    def work(name, n, cat, first):
+        with fitting(name), count_warnings() as c:
+            barrier.wait()
+            for _ in range(n):
+                warnings.warn("x", cat)
+            if first:           # leave while the other thread still counts
+                barrier.wait()
+            else:
+                barrier.wait()
+                barrier.wait()
+        if first:
+            barrier.wait()
+        got[name] = dict(c)
+
+    for _ in range(20):
+        got.clear()
+        ts = [threading.Thread(target=work, args=("ann", 3, ConvergenceWarning, True)),
+              threading.Thread(target=work, args=("nls", 5, OptimizeWarning, False))]
+        [t.start() for t in ts]
+        [t.join() for t in ts]
+        assert got == {"ann": {("ann", "ConvergenceWarning"): 3}, "nls": {("nls", "OptimizeWarning"): 5}}
+        assert warnings.showwarning is hook and warnings.filters == filters

@@ -11,13 +11,16 @@ models stage writes one line per biome, family and category (``soilresp.models.s
 from __future__ import annotations
 
 import contextlib
+import threading
 import warnings
 from collections import Counter
 
 #: Warnings of the numerical fits that are counted instead of printed one by one.
 TALLIED = ("ConvergenceWarning", "OptimizeWarning", "RuntimeWarning", "FitFailedWarning")
 
-_family = [""]   # the family being fitted in this process ("" outside any)
+_local = threading.local()   # per thread: .family, .frames (stack of (key, counts))
+_lock = threading.Lock()
+_state = {"depth": 0, "saved": None, "show": None}   # process-wide hook, refcounted
 
 
 def _categories() -> list[type[Warning]]:
@@ -27,42 +30,70 @@ def _categories() -> list[type[Warning]]:
     return [ConvergenceWarning, OptimizeWarning, RuntimeWarning, FitFailedWarning]
 
 
+def _current_family() -> str:
+    return getattr(_local, "family", "")
+
+
 @contextlib.contextmanager
 def fitting(family: str):
-    """Warnings raised inside are counted under ``family`` (e.g. ``ann``, ``nls``)."""
-    prev = _family[0]
-    _family[0] = family
+    """Warnings raised inside (in this thread) are counted under ``family`` (e.g. ``ann``)."""
+    prev = _current_family()
+    _local.family = family
     try:
         yield
     finally:
-        _family[0] = prev
+        _local.family = prev
+
+
+def _show(message, category, filename, lineno, file=None, line=None):
+    """The process-wide hook while any thread counts: a :data:`TALLIED` warning goes to the
+    innermost counter of the thread that raised it; anything else is shown by the hook that
+    was in place before counting began."""
+    frames = getattr(_local, "frames", None)
+    if frames and category.__name__ in TALLIED:
+        key, counts = frames[-1]
+        counts[(key(), category.__name__)] += 1
+    else:
+        (_state["show"] or warnings._showwarning_orig)(message, category, filename, lineno, file, line)
 
 
 @contextlib.contextmanager
 def tally(key, counts: Counter, categories=None):
-    """Count the :data:`TALLIED` warnings raised inside into ``counts[(key(), category name)]``
-    (every occurrence, none printed); other warnings are shown as usual. ``categories``: the
-    classes switched to "always" (default: every warning)."""
-    original = warnings.showwarning
+    """Count the :data:`TALLIED` warnings raised inside, in this thread, into
+    ``counts[(key(), category name)]`` (every occurrence, none printed); other warnings are
+    shown as usual. ``categories``: the classes switched to "always" (default: every warning).
 
-    def show(message, category, filename, lineno, file=None, line=None):
-        if category.__name__ in TALLIED:
-            counts[(key(), category.__name__)] += 1
-        else:
-            original(message, category, filename, lineno, file, line)
-
-    with warnings.catch_warnings():
+    Thread-safe (``warnings.catch_warnings`` is not): the first context of the process saves
+    the warning filters and ``showwarning`` and installs one hook that routes each warning
+    to its own thread's counter; the last one to leave restores both."""
+    with _lock:
+        if _state["depth"] == 0:
+            _state["saved"] = (warnings.filters[:], warnings.showwarning)
+            _state["show"] = warnings.showwarning
+            warnings.showwarning = _show
+        _state["depth"] += 1
         if categories is None:
             warnings.simplefilter("always")
         for c in categories or ():
             warnings.filterwarnings("always", category=c)
-        warnings.showwarning = show
+    frames = _local.__dict__.setdefault("frames", [])
+    frames.append((key, counts))
+    try:
         yield counts
+    finally:
+        frames.pop()
+        with _lock:
+            _state["depth"] -= 1
+            if _state["depth"] == 0:
+                filters, show = _state["saved"]
+                warnings.filters[:] = filters
+                warnings._filters_mutated()
+                warnings.showwarning = show
 
 
 @contextlib.contextmanager
 def count_warnings():
     """Yield a Counter of ``(family, category name)`` for the :data:`TALLIED` warnings raised
     inside (every occurrence, none printed); other warnings are shown as usual."""
-    with tally(lambda: _family[0], Counter(), _categories()) as counts:
+    with tally(_current_family, Counter(), _categories()) as counts:
         yield counts
