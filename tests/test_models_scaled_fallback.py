@@ -151,9 +151,9 @@ def test_monte_carlo_refit_warnings_are_counted_not_printed(fitted):
     m = BiomeModel(1, "ann", ["tas", "sm", "gpp"], est, {})
     with warnings.catch_warnings(record=True) as shown:
         warnings.simplefilter("always")
-        out, (failed, counts, chosen) = _fit_batch({1: m}, [0, 1, 2], MCSettings(n=3, mode="bootstrap", seed=1),
+        out, (failed, counts, chosen, unrefitted) = _fit_batch({1: m}, [0, 1, 2], MCSettings(n=3, mode="bootstrap", seed=1),
                                                    tab, None)
-    assert len(out) == 3 and failed == 0 and chosen == {(1, "ann", "", "tas,sm,gpp"): 3}
+    assert len(out) == 3 and failed == 0 and unrefitted == {} and chosen == {(1, "ann", "", "tas,sm,gpp"): 3}
     assert counts.get(("Monte Carlo refits", "ConvergenceWarning"), 0) >= 3
     assert not [w for w in shown if "ConvergenceWarning" in w.category.__name__]
 

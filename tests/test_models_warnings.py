@@ -88,3 +88,40 @@ def test_counting_in_threads_keeps_each_threads_warnings_and_restores_the_hooks(
         [t.join() for t in ts]
         assert got == {"ann": {("ann", "ConvergenceWarning"): 3}, "nls": {("nls", "OptimizeWarning"): 5}}
         assert warnings.showwarning is hook and warnings.filters == filters
+
+
+def test_a_hook_put_back_by_another_threads_catch_warnings_still_shows_warnings():
+    """Another thread's catch_warnings that outlives a count puts the counting hook back as
+    the process hook; the next count and the warnings after it must still reach the user's
+    own hook (not recurse, not vanish). Per-thread ``ignore`` drops only that thread's."""
+    import threading
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    from soilresp.models.warns import count_warnings
+
+    shown = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = lambda m, c, *a, **k: shown.append(c.__name__)
+        entered, leave = threading.Event(), threading.Event()
+
+        def other():
+            with warnings.catch_warnings():
+                entered.set()
+                leave.wait()
+
+        with count_warnings():
+            t = threading.Thread(target=other)
+            t.start()
+            entered.wait()
+        leave.set()
+        t.join()
+        with count_warnings(ignore=(RuntimeWarning,)) as c:
+            warnings.warn("counted", ConvergenceWarning)
+            warnings.warn("dropped", RuntimeWarning)
+            warnings.warn("shown inside", UserWarning)
+        warnings.warn("shown after", UserWarning)
+        assert dict(c) == {("", "ConvergenceWarning"): 1}
+        assert shown == ["UserWarning", "UserWarning"]

@@ -346,7 +346,7 @@ def test_selection_bootstrap_does_not_count_a_kept_model_as_chosen():
     mc = monte_carlo_totals(cube, bio, models, s, tr, None, extra={"reselect": pools})
     n = pd.DataFrame(mc.attrs["chosen"]).groupby("biome")["n_chosen"].sum()
     assert n.get(2, 0) == 0 and n[1] == 8 and n[3] == 8
-    assert mc.attrs["failed_refits"] >= 8
+    assert mc.attrs["unrefitted"] == {2: 8} and mc.attrs["failed_refits"] == 8
 
 
 def test_structural_candidates_of_a_fallback_biome_are_fitted_on_its_own_rows():
@@ -388,7 +388,7 @@ def test_selection_bootstrap_stage_reports_its_choices(small_demo, tmp_path):
     sel = dg[dg["kind"] == "selection"]
     assert len(sel) and sel["selected"].any()
     used = sel[sel["used"]]
+    # every realisation is either a listed candidate's refit or a failed refit (measured apart)
     per = used.groupby("biome").agg(n=("n_chosen", "sum"), kept=("n_unrefitted", "first"))
-    assert ((per["n"] + per["kept"]) == 12).all()
-    np.testing.assert_allclose(used.groupby("biome")["share_chosen"].sum(), per["n"] / 12)
+    assert ((per["n"] + per["kept"]) == 12).all(), per
     assert (sel.loc[~sel["used"], "n_chosen"] == 0).all()

@@ -50,26 +50,35 @@ def _show(message, category, filename, lineno, file=None, line=None):
     innermost counter of the thread that raised it; anything else is shown by the hook that
     was in place before counting began."""
     frames = getattr(_local, "frames", None)
+    if frames and issubclass(category, frames[-1][2]):
+        return
     if frames and category.__name__ in TALLIED:
-        key, counts = frames[-1]
+        key, counts, _ = frames[-1]
         counts[(key(), category.__name__)] += 1
     else:
         (_state["show"] or warnings._showwarning_orig)(message, category, filename, lineno, file, line)
 
 
 @contextlib.contextmanager
-def tally(key, counts: Counter, categories=None):
+def tally(key, counts: Counter, categories=None, ignore: tuple = ()):
     """Count the :data:`TALLIED` warnings raised inside, in this thread, into
     ``counts[(key(), category name)]`` (every occurrence, none printed); other warnings are
-    shown as usual. ``categories``: the classes switched to "always" (default: every warning).
+    shown as usual. ``categories``: the classes switched to "always" (default: every warning);
+    ``ignore``: classes dropped, neither counted nor shown, in this thread only.
 
-    Thread-safe (``warnings.catch_warnings`` is not): the first context of the process saves
-    the warning filters and ``showwarning`` and installs one hook that routes each warning
-    to its own thread's counter; the last one to leave restores both."""
+    The counters work across threads (``warnings.catch_warnings`` does not): the first
+    context of the process saves the warning filters and ``showwarning`` and installs one
+    hook that routes each warning to its own thread's innermost counter; the last one to
+    leave restores both. The "always" filters are process-wide while any thread counts. A
+    ``catch_warnings`` block of another thread that outlives every count can still put the
+    hook back; it then shows warnings through the saved hook, as before counting."""
     with _lock:
         if _state["depth"] == 0:
-            _state["saved"] = (warnings.filters[:], warnings.showwarning)
-            _state["show"] = warnings.showwarning
+            show = warnings.showwarning
+            if show is _show:   # put back by another thread's catch_warnings
+                show = _state["show"] or warnings._showwarning_orig
+            _state["saved"] = (warnings.filters[:], show)
+            _state["show"] = show
             warnings.showwarning = _show
         _state["depth"] += 1
         if categories is None:
@@ -77,7 +86,7 @@ def tally(key, counts: Counter, categories=None):
         for c in categories or ():
             warnings.filterwarnings("always", category=c)
     frames = _local.__dict__.setdefault("frames", [])
-    frames.append((key, counts))
+    frames.append((key, counts, tuple(ignore)))
     try:
         yield counts
     finally:
@@ -92,8 +101,9 @@ def tally(key, counts: Counter, categories=None):
 
 
 @contextlib.contextmanager
-def count_warnings():
+def count_warnings(ignore: tuple = ()):
     """Yield a Counter of ``(family, category name)`` for the :data:`TALLIED` warnings raised
-    inside (every occurrence, none printed); other warnings are shown as usual."""
-    with tally(_current_family, Counter(), _categories()) as counts:
+    inside (every occurrence, none printed); ``ignore``: classes dropped in this thread; other
+    warnings are shown as usual."""
+    with tally(_current_family, Counter(), _categories(), ignore) as counts:
         yield counts

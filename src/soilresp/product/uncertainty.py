@@ -644,9 +644,11 @@ def qualitative_draws(models: dict[int, BiomeModel], s: MCSettings, training, st
 
 def realisation_models(models: dict[int, BiomeModel], r: int, s: MCSettings,
                        training: pd.DataFrame | None, steps: pd.DataFrame | None,
-                       cache: dict | None = None, extra: dict | None = None) -> tuple[dict, int]:
+                       cache: dict | None = None, extra: dict | None = None,
+                       kept: set | None = None) -> tuple[dict, int]:
     """The models of realisation ``r`` (biome -> object with ``predictors`` and
-    ``predict(X)``) and the number of failed refits (kept at the fitted model).
+    ``predict(X)``) and the number of failed refits (kept at the fitted model). ``kept``,
+    when given, receives the biomes whose refit failed and that kept their fitted model.
 
     ``extra``: ``covariance`` (biome -> :class:`CovarianceSpec`) for the covariance mode,
     ``candidates`` (biome -> list of models) for the structural mode, ``reselect`` (biome ->
@@ -676,6 +678,8 @@ def realisation_models(models: dict[int, BiomeModel], r: int, s: MCSettings,
                     cache[key] = _refit(m, training, preds)
                 if cache[key] is None:
                     preds, failed = list(m.predictors), failed + 1
+                    if kept is not None:
+                        kept.add(code)
                 else:
                     base, scale = cache[key]
             p = base + rng.normal(size=base.size) * np.abs(s.param_cv * base)
@@ -694,6 +698,8 @@ def realisation_models(models: dict[int, BiomeModel], r: int, s: MCSettings,
                     cache[key] = reselect_table(pool, training, s.group_km)
                 bm, ok = reselect_refit(pool, *cache[key], rng)
                 failed += not ok
+                if not ok and kept is not None:
+                    kept.add(code)
                 out[code] = bm
                 continue
             key = ("rows", code, located)
@@ -702,6 +708,8 @@ def realisation_models(models: dict[int, BiomeModel], r: int, s: MCSettings,
             X, y, g, own = cache[key]
             bm, ok = bootstrap_refit(m, X, y, g, rng, "site" if located else s.bootstrap_unit, own=own)
             failed += not ok
+            if not ok and kept is not None:
+                kept.add(code)
             out[code] = bm
     return out, failed
 
@@ -851,29 +859,27 @@ def _sum_parts(parts):
 
 def _fit_batch(models, rs, s, training, steps, refits=None, extra=None):
     """The realisation models of ``rs`` and ``(failed refits, {(family, warning): n},
-    {(biome, family, form, predictors): times refitted and used})``: the
+    {(biome, family, form, predictors): times used}, {biome: times its refit failed})``: the
     refits' fitting warnings (an MLP stopping at max_iter on a resample) are counted where they
     are raised, in any worker (:func:`soilresp.models.warns.count_warnings`), not printed."""
-    import warnings
-
     from soilresp.models.warns import count_warnings, fitting
 
     cache: dict = dict(refits or {})
-    out, failed, chosen = [], 0, Counter()
-    with count_warnings() as counts, np.errstate(over="ignore", invalid="ignore"):
-        # trial steps of the least-squares solver on resampled data may overflow; a failed
-        # fit is retried or counted, never silently kept
-        warnings.simplefilter("ignore", RuntimeWarning)
+    out, failed, chosen, unrefitted = [], 0, Counter(), Counter()
+    # trial steps of the least-squares solver on resampled data may overflow (RuntimeWarning,
+    # dropped in this thread); a failed fit is retried or counted, never silently kept
+    with count_warnings(ignore=(RuntimeWarning,)) as counts, np.errstate(over="ignore", invalid="ignore"):
         for r in rs:
+            kept: set = set()
             with fitting("Monte Carlo refits"):
-                mods, f = realisation_models(models, r, s, training, steps, cache, extra)
+                mods, f = realisation_models(models, r, s, training, steps, cache, extra, kept)
             out.append(mods)
             failed += f
-            # a biome whose refits all failed keeps its deployed model: counted in
-            # ``failed``, not as a choice
+            unrefitted.update(kept)
+            # a biome whose refits all failed keeps its deployed model: not a choice
             chosen.update((c, m.family, getattr(m, "form", None) or "", ",".join(m.predictors))
-                          for c, m in mods.items() if m is not models[c])
-    return out, (failed, dict(counts), dict(chosen))
+                          for c, m in mods.items() if c not in kept)
+    return out, (failed, dict(counts), dict(chosen), dict(unrefitted))
 
 
 def monte_carlo_totals(cube: xr.Dataset, bio: xr.Dataset, models: dict[int, BiomeModel],
@@ -886,7 +892,9 @@ def monte_carlo_totals(cube: xr.Dataset, bio: xr.Dataset, models: dict[int, Biom
     (same dims; 0 on the full grid), ``central`` and ``central_sampling_se`` (region, year:
     the fitted models on the same pixels) and attrs ``failed_refits``, ``sample_pixels``,
     ``expected_sample_size``, ``chosen`` (a list of dicts: how often each biome's
-    (family, form, predictors) was a realisation's model; pop it before writing attrs).
+    (family, form, predictors) was a realisation's model, the realisations whose refit failed
+    left out) and ``unrefitted`` (biome -> realisations whose refit failed and kept the fitted
+    model); pop both before writing attrs.
     ``extra``: see :func:`realisation_models` (covariance specs, built here when missing;
     structural candidates; selection-bootstrap pools, required in that mode).
     """
@@ -957,7 +965,7 @@ def monte_carlo_totals(cube: xr.Dataset, bio: xr.Dataset, models: dict[int, Biom
     refits = {k: v for d in dask.compute(*parts) for k, v in d.items()} if parts else None
     light = s.mode == "structural" or (s.mode in ("paper", "covariance") and all(m.family == "nls" for m in models.values()))
     group = max(1, len(batches)) if light else 1
-    totals, failed, warned, chosen = [], 0, Counter(), Counter()
+    totals, failed, warned, chosen, unrefitted = [], 0, Counter(), Counter(), Counter()
     for k in range(0, len(batches), group):
         say("Monte Carlo", k, len(batches))
         sums, fails = [], []
@@ -967,10 +975,11 @@ def monte_carlo_totals(cube: xr.Dataset, bio: xr.Dataset, models: dict[int, Biom
             fails.append(fit[1])
         sums, fails = dask.compute(sums, fails)
         totals += list(sums)
-        for n, w, ch in fails:
+        for n, w, ch, kept in fails:
             failed += int(n)
             warned.update(w)
             chosen.update(ch)
+            unrefitted.update(kept)
     say("Monte Carlo", len(batches), len(batches))
     tot = np.concatenate(totals) if totals else np.zeros((0, 2, ny, len(REGIONS)))
     years = cube["year"].values
@@ -989,7 +998,8 @@ def monte_carlo_totals(cube: xr.Dataset, bio: xr.Dataset, models: dict[int, Biom
                 "mode": s.mode, "param_cv": s.param_cv, "qualitative": s.qualitative,
                 "bootstrap_unit": s.bootstrap_unit, "seed": s.seed,
                 "chosen": [dict(biome=int(k[0]), family=k[1], form=k[2], predictors=k[3], n_chosen=int(n))
-                           for k, n in sorted(chosen.items())]}
+                           for k, n in sorted(chosen.items())],
+                "unrefitted": {int(c): int(n) for c, n in sorted(unrefitted.items())}}
     return ds
 
 
@@ -1140,7 +1150,7 @@ def run(ctx) -> None:
             listing["n_chosen"] = listing["n_chosen"].fillna(0).astype(int)
             listing["share_chosen"] = listing["n_chosen"] / max(1, s.n)
             # realisations in which no candidate refitted (the deployed model kept)
-            listing["n_unrefitted"] = s.n - listing.groupby("biome")["n_chosen"].transform("sum")
+            listing["n_unrefitted"] = listing["biome"].map(mc.attrs.pop("unrefitted")).fillna(0).astype(int)
             diags.append(listing.assign(mode=mode, kind="selection"))
         fl = full.sel(region=list(REGIONS), year=mc["year"].values)
         tot = model_error_totals(mc, fl)
