@@ -92,3 +92,19 @@ def test_biome_budget_adds_up_to_the_global_error(small_demo):
     np.testing.assert_allclose(sum(r["share_of_level_error"] for r in rows.values()), 1.0, rtol=1e-9)
     np.testing.assert_allclose(sum(r["share_of_true_trend"] for r in rows.values()), 1.0, rtol=1e-9)
     assert all(r["model"] for r in rows.values())
+    np.testing.assert_allclose(sum(r["trend_error_tg_per_yr2"] for r in rows.values()),
+                               bb["global_est_ols_trend_tg_per_yr2"] - bb["global_true_ols_trend_tg_per_yr2"],
+                               rtol=1e-9)
+
+
+def test_biome_budget_refuses_a_truth_on_other_cells(small_demo, tmp_path):
+    """A truth grid shifted by a hair is an error, not a silent inner join."""
+    import xarray as xr
+
+    from soilresp.demo import biome_budget
+
+    out, _ = small_demo
+    tr = xr.open_zarr(out / "world" / "truth.zarr")[["rs_true"]].load()
+    tr.assign_coords(lat=tr["lat"] + 1e-3).to_zarr(tmp_path / "truth.zarr")
+    with pytest.raises(ValueError):
+        biome_budget(out / "run", tmp_path)

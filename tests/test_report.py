@@ -235,12 +235,19 @@ def test_key_numbers_say_what_the_interval_samples(report, run_dir):
     """Beside the interval: what the run's mode samples, and what no mode samples."""
     import html as h
 
-    from soilresp.product.uncertainty import LEFT_OUT, MODE_SCOPE
+    from soilresp.product.uncertainty import LEFT_OUT, mode_scope
 
     _, page, _ = report
     mode = str(io.read_table(run_dir / "uncertainty" / "mc_summary.parquet")["mode"].iloc[0])
     summary = page[page.index("id='summary'"):page.index("id='summary'") + 20000]
-    assert h.escape(MODE_SCOPE[mode], quote=True) in summary and h.escape(LEFT_OUT, quote=True) in summary
+    assert h.escape(mode_scope(mode), quote=True) in summary and h.escape(LEFT_OUT, quote=True) in summary
+    # the paper mode's text follows the run's settings, not the defaults
+    text = mode_scope("paper", {"param_cv": 0.25, "qualitative": "none"})
+    assert "25%" in text and "Eq 5" not in text and "bootstrap" in text
+    assert "Eq 5" in mode_scope("paper") and "10%" in mode_scope("paper")
+    assert "rows" in mode_scope("bootstrap", {"bootstrap_unit": "row"})
+    assert all(mode_scope(m) for m in ("covariance", "site-bootstrap", "selection-bootstrap", "structural"))
+    assert mode_scope("nonsense") == ""
 
 
 def test_report_of_a_run_without_trends_attribution_or_monte_carlo(run_dir, tmp_path):

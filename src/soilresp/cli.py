@@ -139,9 +139,9 @@ def _print_recovery(rec: dict, tab) -> None:
     console.print(m)
     bb = rec.get("biome_budget") or {}
     if bb.get("available"):
-        worst = sorted(bb["biomes"], key=lambda r: -abs(r["share_of_trend_error"] or 0))[:3]
-        console.print("Largest shares of the global trend error (OLS): " + "; ".join(
-            f"{r['biome']} ({r['model']}): {r['share_of_trend_error']:+.0%}, trend est/true "
+        worst = sorted(bb["biomes"], key=lambda r: -abs(r["trend_error_tg_per_yr2"]))[:3]
+        console.print("Largest contributions to the global trend error (OLS, Tg C/yr²): " + "; ".join(
+            f"{r['biome']} ({r['model']}): {r['trend_error_tg_per_yr2']:+.1f}, trend est/true "
             + (f"{r['trend_ratio']:.2f}" if r["trend_ratio"] is not None else "n/a") for r in worst))
     a = rec["attribution"]
     console.print(f"Attribution: climate-only box -> climate {a['climate_only_box']['climate_share']:.0%}; "

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 
 from soilresp import io
 from soilresp.config import load_config
@@ -202,7 +203,9 @@ def biome_budget(run_dir: Path, world_dir: Path) -> dict:
     ds = io.open_zarr(run_dir / "product" / "rs.zarr")
     code = ds["biome"].load()
     area = io.open_zarr(run_dir / "biomes" / "biomes.zarr")["cell_area"].load()
-    true = io.open_zarr(world_dir / "truth.zarr")["rs_true"]
+    true = io.open_zarr(world_dir / "truth.zarr")["rs_true"].sel(year=ds["year"].values)
+    # the same cells and years, or an error (an inner join would drop cells silently)
+    xr.align(ds["rs"], true, code, area, join="exact")
     codes = [int(c) for c in np.unique(code.values) if c > 0]
     if not codes:
         return {"available": False, "note": "no pixel has a biome model"}
@@ -212,7 +215,7 @@ def biome_budget(run_dir: Path, world_dir: Path) -> dict:
         return np.stack([np.asarray(p.values, float) for p in parts]) / G_PER_PG
 
     est, tru = totals(ds["rs"]), totals(true)
-    years = np.arange(est.shape[1], dtype=float)
+    years = np.asarray(ds["year"].values, dtype=float)
     s_est, s_tru = np.polyfit(years, est.T, 1)[0], np.polyfit(years, tru.T, 1)[0]
     g_est, g_tru = float(np.polyfit(years, est.sum(0), 1)[0]), float(np.polyfit(years, tru.sum(0), 1)[0])
     lvl_err = est.mean(1) - tru.mean(1)
@@ -232,6 +235,7 @@ def biome_budget(run_dir: Path, world_dir: Path) -> dict:
             "share_of_true_trend": float(s_tru[i] / g_tru) if g_tru else None,
             "share_of_level_error": float(lvl_err[i] / lvl_err.sum()) if lvl_err.sum() else None,
             "share_of_trend_error": float((s_est[i] - s_tru[i]) / (g_est - g_tru)) if g_est != g_tru else None,
+            "level_error_pg": float(lvl_err[i]), "trend_error_tg_per_yr2": float((s_est[i] - s_tru[i]) * 1e3),
         })
     return {"available": True, "biomes": rows,
             "global_true_ols_trend_tg_per_yr2": g_tru * 1e3, "global_est_ols_trend_tg_per_yr2": g_est * 1e3,

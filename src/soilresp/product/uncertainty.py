@@ -79,20 +79,34 @@ _N_STRATA = 64
 MODES = ("paper", "covariance", "site-bootstrap", "selection-bootstrap", "structural", "bootstrap")
 _ALIASES = {"parameters": "paper"}
 
-# What each mode's interval samples (the report prints it beside the interval)
-MODE_SCOPE = {
-    "paper": "a prescribed 10 % CV on every parameter and the Eq 5 predictor choice "
-             "(Huang et al. 2020); not an estimate of the fits' error",
-    "covariance": "the fitted parameters' sampling error (the fit's covariance), given the "
-                  "selected form and predictors",
-    "site-bootstrap": "which locations were measured: location groups resampled, the selected "
-                      "family, form and predictors refitted",
-    "selection-bootstrap": "which locations were measured and the model choice: location groups "
-                           "resampled, the Eq 1-4 candidates refitted and re-selected out of bag",
-    "structural": "the choice among models within the CV tolerance of the best; not the fits' "
-                  "sampling error",
-    "bootstrap": "which sites (or rows) were measured: resampled, the selected model refitted",
-}
+def mode_scope(mode: str, settings: dict | None = None) -> str:
+    """What the interval of ``mode`` samples, in words, from the run's recorded settings
+    (:class:`MCSettings` as a dict; defaults when absent). The report prints it beside the
+    interval; "" for an unknown mode."""
+    import dataclasses
+
+    s = {**dataclasses.asdict(MCSettings()), **(settings or {})}
+    ml = "; machine-learning biomes: location-group bootstrap refits"
+    if mode == "paper":
+        q = {"eq5": "the Eq 5 predictor choice (weighted by eps)", "uniform": "the predictor choice (uniform)",
+             "none": ""}.get(s["qualitative"], "")
+        return (f"a prescribed {s['param_cv']:.0%} coefficient of variation on every Eq 1-4 parameter"
+                + (f" and {q}" if q else "") + " (Huang et al. 2020), not an estimate of the fits' error; "
+                "machine-learning biomes: bootstrap refits")
+    return {
+        "covariance": "the Eq 1-4 parameters' sampling error (the fit's covariance), given the "
+                      "selected form and predictors" + ml.replace("biomes", "biomes and unusable covariances"),
+        "site-bootstrap": "which locations were measured: location groups resampled, the selected "
+                          "family, form and predictors refitted",
+        "selection-bootstrap": "which locations were measured and the model choice: location groups "
+                               "resampled, the Eq 1-4 candidates refitted and re-selected out of bag "
+                               "(fallback biomes refit their deployed model)",
+        "structural": "the choice among models within the CV tolerance of the best, not the fits' "
+                      "sampling error",
+        "bootstrap": f"which {s['bootstrap_unit']}s were measured: resampled, the selected model refitted",
+    }.get(mode, "")
+
+
 LEFT_OUT = ("No mode samples the error of the model form itself (a true response outside the "
             "candidate forms) or the bias of a trend read from spatial gradients (space for time). "
             "On the synthetic twin the default interval covered the global annual total as "

@@ -180,10 +180,13 @@ def _summary(run_dir: Path) -> str:
     try:
         tot = io.read_table(run_dir / "product" / "totals.parquet")
         years = f"{int(tot['year'].min())}–{int(tot['year'].max())}"
+        settings = None
         try:
-            sm = io.read_table(run_dir / "uncertainty" / "mc_summary.parquet")
+            msp = run_dir / "uncertainty" / "mc_summary.parquet"
+            sm = io.read_table(msp)
             mode = str(sm["mode"].iloc[0]) if len(sm) else ""
             sm = sm[sm["mode"] == mode].groupby("region")[["mc_lo", "mc_hi"]].mean()
+            settings = (io.read_provenance(msp).get("mc") or {}).get(mode)
         except (StageError, OSError, KeyError):
             sm, mode = pd.DataFrame(), ""
         for reg, g in tot.groupby("region", sort=False):
@@ -206,17 +209,21 @@ def _summary(run_dir: Path) -> str:
                 row["MK p"] = r["p"]
     except (StageError, OSError):
         pass
-    return "<h2 id='summary'>Key numbers</h2>" + _html_table(pd.DataFrame(rows)) + _interval_scope(mode)
+    shown = not sm.empty and bool(np.isfinite(sm["mc_lo"]).any())
+    return ("<h2 id='summary'>Key numbers</h2>" + _html_table(pd.DataFrame(rows))
+            + (_interval_scope(mode, settings) if shown else ""))
 
 
-def _interval_scope(mode: str) -> str:
-    """What the Monte Carlo interval of ``mode`` samples and what no mode samples."""
-    from soilresp.product.uncertainty import LEFT_OUT, MODE_SCOPE
+def _interval_scope(mode: str, settings: dict | None) -> str:
+    """What the Monte Carlo interval of ``mode`` (run with ``settings``, its provenance)
+    samples and what no mode samples."""
+    from soilresp.product.uncertainty import LEFT_OUT, mode_scope
 
-    if mode not in MODE_SCOPE:
+    scope = mode_scope(mode, settings)
+    if not scope:
         return ""
     return (f"<p class='note'>The Monte Carlo 95 % interval ({_esc(mode)}) samples "
-            f"{_esc(MODE_SCOPE[mode])}. {_esc(LEFT_OUT)}</p>")
+            f"{_esc(scope)}. {_esc(LEFT_OUT)}</p>")
 
 
 def _recovery(run_dir: Path) -> str:
