@@ -142,7 +142,7 @@ def _print_recovery(rec: dict, tab) -> None:
         worst = sorted(bb["biomes"], key=lambda r: -abs(r["trend_error_tg_per_yr2"]))[:3]
         console.print("Largest contributions to the global trend error (OLS, Tg C/yr²): " + "; ".join(
             f"{r['biome']} ({r['model']}): {r['trend_error_tg_per_yr2']:+.1f}, trend est/true "
-            + (f"{r['trend_ratio']:.2f}" if r["trend_ratio"] is not None else "n/a") for r in worst))
+            + (f"{round(r['trend_ratio'], 2) + 0.0:.2f}" if r["trend_ratio"] is not None else "n/a") for r in worst))
     a = rec["attribution"]
     console.print(f"Attribution: climate-only box -> climate {a['climate_only_box']['climate_share']:.0%}; "
                   f"land-cover-only box -> land cover {a['landcover_only_box']['land_cover_share']:.0%}")
