@@ -96,7 +96,7 @@ def tally(key, counts: Counter, categories=None, ignore: tuple = ()):
             if _state["depth"] == 0:
                 filters, show = _state["saved"]
                 warnings.filters[:] = filters
-                warnings._filters_mutated()
+                getattr(warnings, "_filters_mutated", lambda: None)()   # refresh the filter caches
                 warnings.showwarning = show
 
 
