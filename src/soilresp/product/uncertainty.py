@@ -662,7 +662,8 @@ def realisation_models(models: dict[int, BiomeModel], r: int, s: MCSettings,
                        kept: set | None = None) -> tuple[dict, int]:
     """The models of realisation ``r`` (biome -> object with ``predictors`` and
     ``predict(X)``) and the number of failed refits (kept at the fitted model). ``kept``,
-    when given, receives the biomes whose refit failed and that kept their fitted model.
+    when given, receives the biomes whose refit failed: they keep the fitted model (in the
+    ``paper`` mode, its fitted predictors, still perturbed).
 
     ``extra``: ``covariance`` (biome -> :class:`CovarianceSpec`) for the covariance mode,
     ``candidates`` (biome -> list of models) for the structural mode, ``reselect`` (biome ->
