@@ -11,7 +11,8 @@ import pytest
 from soilresp.config import ModelsConfig
 from soilresp.errors import InputError
 from soilresp.models import fit_biomes, load_biome_model, predict_form, save_biome_model
-from soilresp.product.uncertainty import MCSettings, PerturbedNLS, fallback_kind, realisation_models, training_rows
+from soilresp.models.base import fallback_kind
+from soilresp.product.uncertainty import MCSettings, PerturbedNLS, realisation_models, training_rows
 from soilresp.stability import refit
 
 TRUE4 = [180.0, 0.06, -0.0008, 2.0, -2.5, 0.12]

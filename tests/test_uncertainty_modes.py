@@ -212,7 +212,7 @@ def test_bootstrap_of_a_biome_mean_stays_the_biome_mean():
     """A biome-mean fallback (Eq 1 with b = 0) is bootstrapped as a mean of its own biome's
     resampled rows: not a free Eq 1 refit, and not the pooled rows of all biomes."""
     from soilresp.models.nonlinear import constant_model
-    from soilresp.product.uncertainty import fallback_kind
+    from soilresp.models.base import fallback_kind
 
     rng = np.random.default_rng(1)
     n = 40

@@ -210,11 +210,15 @@ def biome_budget(run_dir: Path, world_dir: Path) -> dict:
     if not codes:
         return {"available": False, "note": "no pixel has a biome model"}
 
-    def totals(rs):  # (biome, year), Pg C yr-1
-        parts = [(rs.where(code == c) * area).sum(("lat", "lon"), skipna=True) for c in codes]
-        return np.stack([np.asarray(p.values, float) for p in parts]) / G_PER_PG
+    import dask
 
-    est, tru = totals(ds["rs"]), totals(true)
+    def totals(rs):  # (biome, year), Pg C yr-1, lazy
+        return [(rs.where(code == c) * area).sum(("lat", "lon"), skipna=True) for c in codes]
+
+    # one pass over both maps for every biome
+    parts = dask.compute(*totals(ds["rs"]), *totals(true))
+    both = np.stack([np.asarray(p.values, float) for p in parts]) / G_PER_PG
+    est, tru = both[:len(codes)], both[len(codes):]
     years = np.asarray(ds["year"].values, dtype=float)
     s_est, s_tru = np.polyfit(years, est.T, 1)[0], np.polyfit(years, tru.T, 1)[0]
     g_est, g_tru = float(np.polyfit(years, est.sum(0), 1)[0]), float(np.polyfit(years, tru.sum(0), 1)[0])

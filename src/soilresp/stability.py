@@ -60,7 +60,8 @@ def refit(m: BiomeModel, table: pd.DataFrame, biomes) -> BiomeModel | None:
     if len(sub) < 3:
         return None
     X, y = sub[m.predictors].to_numpy(float), sub["rs"].to_numpy(float)
-    from soilresp.product.uncertainty import _level, fallback_kind
+    from soilresp.models.base import fallback_kind
+    from soilresp.product.uncertainty import _level
 
     kind = fallback_kind(m)
     try:

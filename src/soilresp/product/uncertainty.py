@@ -66,7 +66,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from soilresp.models.base import POOLED_KINDS, BiomeModel, fallback_kind  # noqa: F401 (re-exported)
+from soilresp.models.base import POOLED_KINDS, BiomeModel, fallback_kind
 from soilresp.models.nonlinear import FORMS, N_INPUTS, FitError, NonlinearRs, constant_model, predict_form
 
 REGIONS = ("global", "tropical", "temperate", "boreal")
@@ -86,7 +86,6 @@ def mode_scope(mode: str, settings: dict | None = None) -> str:
     import dataclasses
 
     s = {**dataclasses.asdict(MCSettings()), **(settings or {})}
-    ml = "; machine-learning biomes: location-group bootstrap refits"
     if mode == "paper":
         q = {"eq5": "the Eq 5 predictor choice (weighted by eps)", "uniform": "the predictor choice (uniform)",
              "none": ""}.get(s["qualitative"], "")
@@ -95,7 +94,8 @@ def mode_scope(mode: str, settings: dict | None = None) -> str:
                 "machine-learning biomes: bootstrap refits")
     return {
         "covariance": "the Eq 1-4 parameters' sampling error (the fit's covariance), given the "
-                      "selected form and predictors" + ml.replace("biomes", "biomes and unusable covariances"),
+                      "selected form and predictors; machine-learning biomes and unusable covariances: "
+                      "location-group bootstrap refits",
         "site-bootstrap": "which locations were measured: location groups resampled, the selected "
                           "family, form and predictors refitted",
         "selection-bootstrap": "which locations were measured and the model choice: location groups "
@@ -661,16 +661,17 @@ def realisation_models(models: dict[int, BiomeModel], r: int, s: MCSettings,
                        cache: dict | None = None, extra: dict | None = None,
                        kept: set | None = None) -> tuple[dict, int]:
     """The models of realisation ``r`` (biome -> object with ``predictors`` and
-    ``predict(X)``) and the number of failed refits (kept at the fitted model). ``kept``,
-    when given, receives the biomes whose refit failed: they keep the fitted model (in the
-    ``paper`` mode, its fitted predictors, still perturbed).
+    ``predict(X)``) and the number of failed refits. ``kept``, when given, receives the
+    biomes whose refit failed: they keep the fitted model (in the ``paper`` mode, its fitted
+    predictors, still perturbed).
 
     ``extra``: ``covariance`` (biome -> :class:`CovarianceSpec`) for the covariance mode,
     ``candidates`` (biome -> list of models) for the structural mode, ``reselect`` (biome ->
     list of models, :func:`reselect_candidates`) for the selection-bootstrap mode."""
     cache = {} if cache is None else cache
     extra = extra or {}
-    out, failed = {}, 0
+    kept = set() if kept is None else kept
+    out = {}
     available = set(training.columns) if training is not None else set()
     for code in sorted(models):
         m = models[code]
@@ -692,9 +693,8 @@ def realisation_models(models: dict[int, BiomeModel], r: int, s: MCSettings,
                 if key not in cache:
                     cache[key] = _refit(m, training, preds)
                 if cache[key] is None:
-                    preds, failed = list(m.predictors), failed + 1
-                    if kept is not None:
-                        kept.add(code)
+                    preds = list(m.predictors)
+                    kept.add(code)
                 else:
                     base, scale = cache[key]
             p = base + rng.normal(size=base.size) * np.abs(s.param_cv * base)
@@ -712,8 +712,7 @@ def realisation_models(models: dict[int, BiomeModel], r: int, s: MCSettings,
                 if key not in cache:
                     cache[key] = reselect_table(pool, training, s.group_km)
                 bm, ok = reselect_refit(pool, *cache[key], rng)
-                failed += not ok
-                if not ok and kept is not None:
+                if not ok:
                     kept.add(code)
                 out[code] = bm
                 continue
@@ -722,11 +721,10 @@ def realisation_models(models: dict[int, BiomeModel], r: int, s: MCSettings,
                 cache[key] = training_rows(m, training, group_km=s.group_km if located else None, own=True)
             X, y, g, own = cache[key]
             bm, ok = bootstrap_refit(m, X, y, g, rng, "site" if located else s.bootstrap_unit, own=own)
-            failed += not ok
-            if not ok and kept is not None:
+            if not ok:
                 kept.add(code)
             out[code] = bm
-    return out, failed
+    return out, len(kept)
 
 
 def draw_parameters(models: dict[int, BiomeModel], n: int, cv: float, seed: int) -> dict[int, np.ndarray]:
